@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agentauthz/agentauthz/internal/authz"
+	"github.com/agentauthz/agentauthz/internal/credential"
+	"github.com/agentauthz/agentauthz/internal/httpapi"
+	"github.com/agentauthz/agentauthz/internal/principal"
+	"github.com/agentauthz/agentauthz/internal/store"
+)
+
+// serveConfig is the server's part of the configuration.
+type serveConfig struct {
+	addr                string
+	cacheTTL            time.Duration
+	touchInterval       time.Duration
+	trustedProxies      []string
+	proxyUserHeader     string
+	proxyAudienceHeader string
+	proxyAudiences      []string
+	anonymous           bool
+	accessLog           bool
+	bodyLimit           int64
+	requestTimeout      time.Duration
+}
+
+func envBool(name string, def bool) bool {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		if b, err := strconv.ParseBool(v); err == nil {
+			return b
+		}
+	}
+	return def
+}
+
+func envList(name string) []string {
+	v := os.Getenv(name)
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
+}
+
+func (a *app) serveCommand() *cobra.Command {
+	var c serveConfig
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the REST API (opens and migrates the store first)",
+		Args:  exactArgs(0, "(none)"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.serve(cmd.Context(), c)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.addr, "addr", envOr("AGENTAUTHZ_ADDR", "127.0.0.1:8080"), "listen address (env AGENTAUTHZ_ADDR)")
+	f.DurationVar(&c.cacheTTL, "cache-ttl", envDuration("AGENTAUTHZ_CACHE_TTL", 5*time.Second), "token cache TTL, the staleness bound for changes made by other processes; 0 disables (env AGENTAUTHZ_CACHE_TTL)")
+	f.DurationVar(&c.touchInterval, "touch-interval", envDuration("AGENTAUTHZ_TOUCH_INTERVAL", 5*time.Second), "flush interval of coalesced last_used_at writes (env AGENTAUTHZ_TOUCH_INTERVAL)")
+	f.StringSliceVar(&c.trustedProxies, "trusted-proxies", envList("AGENTAUTHZ_TRUSTED_PROXIES"), "CIDRs or IPs of proxies whose identity headers are believed (env AGENTAUTHZ_TRUSTED_PROXIES)")
+	f.StringVar(&c.proxyUserHeader, "proxy-user-header", envOr("AGENTAUTHZ_PROXY_USER_HEADER", "X-Forwarded-User"), "header carrying the user's login from a trusted proxy")
+	f.StringVar(&c.proxyAudienceHeader, "proxy-audience-header", envOr("AGENTAUTHZ_PROXY_AUDIENCE_HEADER", "X-Forwarded-Audience"), "header carrying comma-separated audiences from a trusted proxy")
+	f.StringSliceVar(&c.proxyAudiences, "proxy-audiences", envList("AGENTAUTHZ_PROXY_AUDIENCES"), "audiences given to every request from a trusted proxy (env AGENTAUTHZ_PROXY_AUDIENCES)")
+	f.BoolVar(&c.anonymous, "anonymous", envBool("AGENTAUTHZ_ANONYMOUS", true), "resolve unauthenticated callers to audience:public (env AGENTAUTHZ_ANONYMOUS)")
+	f.BoolVar(&c.accessLog, "access-log", envBool("AGENTAUTHZ_ACCESS_LOG", true), "log one line per request (env AGENTAUTHZ_ACCESS_LOG)")
+	f.Int64Var(&c.bodyLimit, "body-limit", 64<<10, "largest request body in bytes")
+	f.DurationVar(&c.requestTimeout, "request-timeout", 10*time.Second, "deadline of one request")
+	return cmd
+}
+
+// serve assembles the graph and runs the server until SIGINT/SIGTERM;
+// SIGHUP reloads the policy bundle.
+func (a *app) serve(ctx context.Context, c serveConfig) error {
+	if err := a.open(ctx); err != nil {
+		return err
+	}
+	resolver := credential.New(a.st, credential.Options{
+		Prefix: a.tokenPrefix, CacheTTL: c.cacheTTL, TouchInterval: c.touchInterval, Logger: a.logger,
+	})
+	// The server's service evicts from the token cache; the CLI's does not
+	// need to.
+	a.svc = authz.New(a.st, a.engine, resolver, authz.Config{TokenPrefix: a.tokenPrefix, MaxTokenLifetime: a.maxTokenLifetime, Logger: a.logger})
+	chain, err := a.principalChain(c, resolver)
+	if err != nil {
+		return err
+	}
+	if err := a.engine.Watch(ctx); err != nil {
+		return fmt.Errorf("watch policy bundle: %w", err)
+	}
+	srv := httpapi.New(httpapi.Config{
+		Addr: c.addr, BodyLimit: c.bodyLimit, RequestTimeout: c.requestTimeout, AccessLog: c.accessLog, Logger: a.logger,
+	}, httpapi.Deps{
+		Service:    a.svc,
+		Principals: chain,
+		Ready: func(ctx context.Context) error {
+			if err := a.st.Ping(ctx); err != nil {
+				return fmt.Errorf("store: %w", err)
+			}
+			if a.engine.Activation().Revision == "" {
+				return errors.New("policy: no active bundle")
+			}
+			return nil
+		},
+	})
+	go a.reloadOnHangup(ctx)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Start() }()
+	a.logger.Info("agentauthz serving", "addr", c.addr, "store", store.RedactURL(a.databaseURL),
+		"policy_revision", a.engine.Activation().Revision, "cache_ttl", c.cacheTTL.String(), "anonymous", c.anonymous)
+	select {
+	case err := <-errc:
+		_ = resolver.Close(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	a.logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if cerr := resolver.Close(sctx); cerr != nil {
+		a.logger.Warn("flushing last_used_at on shutdown failed", "err", cerr)
+	}
+	return err
+}
+
+func (a *app) principalChain(c serveConfig, lookup principal.TokenLookup) (principal.Chain, error) {
+	chain := principal.Chain{principal.BearerToken{Prefix: a.tokenPrefix, Lookup: lookup}}
+	if len(c.trustedProxies) > 0 {
+		nets, err := principal.ParseNetworks(c.trustedProxies)
+		if err != nil {
+			return nil, &usageError{fmt.Sprintf("--trusted-proxies: %v", err)}
+		}
+		st := a.st
+		proxy := &principal.TrustedProxy{
+			Networks: nets, UserHeader: c.proxyUserHeader, AudienceHeader: c.proxyAudienceHeader, FixedAudiences: c.proxyAudiences,
+			LookupUser: func(ctx context.Context, login string) (*store.User, error) {
+				u, err := st.GetUserByLogin(ctx, login)
+				if err != nil {
+					return nil, err
+				}
+				return &u, nil
+			},
+		}
+		if err := proxy.Validate(); err != nil {
+			return nil, &usageError{err.Error()}
+		}
+		chain = append(chain, proxy)
+	}
+	if c.anonymous {
+		chain = append(chain, principal.AllowAnonymous{})
+	}
+	return chain, nil
+}
+
+func (a *app) reloadOnHangup(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := a.engine.Reload(ctx); err != nil {
+				a.logger.Error("policy reload on SIGHUP failed; previous policy keeps serving", "err", err)
+			}
+		}
+	}
+}

@@ -1,0 +1,260 @@
+package authz
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"sort"
+
+	"github.com/agentauthz/agentauthz/internal/credential"
+	"github.com/agentauthz/agentauthz/internal/policy"
+	"github.com/agentauthz/agentauthz/internal/principal"
+	"github.com/agentauthz/agentauthz/internal/store"
+)
+
+// Whoami describes the caller: principal, acting user, agent and effective
+// capabilities as the policy computes them.
+type Whoami struct {
+	Principal    *principal.Principal
+	Capabilities []string
+}
+
+// Whoami answers who the caller is and what it may do.
+func (s *Service) Whoami(ctx context.Context, p *principal.Principal) (Whoami, error) {
+	d, err := s.require(ctx, &facts{ability: "whoami", principal: p})
+	if err != nil {
+		return Whoami{}, err
+	}
+	caps := d.Capabilities
+	if caps == nil {
+		caps = []string{}
+	}
+	return Whoami{Principal: p, Capabilities: caps}, nil
+}
+
+// AuthorizeRequest is the runtime question a resource server asks with the
+// token it received: may the caller perform action (with tool) on agent?
+type AuthorizeRequest struct {
+	Action string
+	Tool   *string
+	// Agent defaults to the token's own agent for a token principal.
+	Agent string
+}
+
+// AuthorizeResult is the answer; a deny is an answer, not an error.
+type AuthorizeResult struct {
+	Allow      bool
+	DeniedBy   []string
+	Reasons    []string
+	DecisionID string
+	AgentID    int64
+	Memoized   bool
+}
+
+// maxMemoPerToken bounds the decisions memoized for one credential, so a
+// caller cycling through tool names cannot grow memory without bound.
+const maxMemoPerToken = 256
+
+type memoKey struct {
+	generation   uint64
+	action, tool string
+	hasTool      bool
+}
+
+// Authorize evaluates the three ceilings (and the caller's role on the
+// agent) for one action. For a token acting on its own agent under a
+// deterministic policy, the decision is memoized in the token's cache entry:
+// every fact it reads (token, agent, owner) lives in that entry, the key
+// holds the bundle generation, action and tool, and the entry dies with any
+// eviction and never outlives the token.
+func (s *Service) Authorize(ctx context.Context, p *principal.Principal, req AuthorizeRequest) (AuthorizeResult, error) {
+	if err := validAction(req.Action); err != nil {
+		return AuthorizeResult{}, err
+	}
+	if req.Tool != nil {
+		if err := validTool(*req.Tool); err != nil {
+			return AuthorizeResult{}, err
+		}
+	}
+	f := &facts{ability: "authorize", principal: p, action: req.Action}
+	if req.Tool != nil {
+		f.tool, f.hasTool = *req.Tool, true
+	}
+	own := p.Kind == principal.KindToken && p.Agent != nil &&
+		(req.Agent == "" || req.Agent == p.Agent.Slug || req.Agent == itoa(p.Agent.ID))
+	switch {
+	case own:
+		f.agent, f.owner, f.grants = p.Agent, p.User, []store.Grant{}
+		if entry, ok := p.Extra.(*credential.Entry); ok {
+			return s.authorizeMemo(ctx, entry, f)
+		}
+	case req.Agent == "":
+		return AuthorizeResult{}, invalid("invalid_agent", "agent", "agent is required unless the caller is an agent token")
+	default:
+		var err error
+		if f, err = s.agentScopedInto(ctx, f, req.Agent); err != nil {
+			return AuthorizeResult{}, err
+		}
+	}
+	d, err := s.decide(ctx, f)
+	if err != nil {
+		return AuthorizeResult{}, err
+	}
+	return authorizeResult(d, f.agent.ID, false), nil
+}
+
+func (s *Service) authorizeMemo(ctx context.Context, e *credential.Entry, f *facts) (AuthorizeResult, error) {
+	act := s.engine.Activation()
+	if !act.Deterministic {
+		d, err := s.decide(ctx, f)
+		if err != nil {
+			return AuthorizeResult{}, err
+		}
+		return authorizeResult(d, f.agent.ID, false), nil
+	}
+	key := memoKey{generation: act.Generation, action: f.action, tool: f.tool, hasTool: f.hasTool}
+	if v, ok := e.Decisions.Load(key); ok {
+		return authorizeResult(v.(policy.Decision), f.agent.ID, true), nil
+	}
+	d, err := s.decide(ctx, f)
+	if err != nil {
+		return AuthorizeResult{}, err
+	}
+	if e.ReserveDecisionSlot(maxMemoPerToken) {
+		e.Decisions.Store(key, d)
+	}
+	return authorizeResult(d, f.agent.ID, false), nil
+}
+
+func authorizeResult(d policy.Decision, agentID int64, memo bool) AuthorizeResult {
+	deniedBy := d.DeniedBy
+	if deniedBy == nil {
+		deniedBy = []string{}
+	}
+	return AuthorizeResult{Allow: d.Allow, DeniedBy: deniedBy, Reasons: d.Reasons, DecisionID: decisionID(), AgentID: agentID, Memoized: memo}
+}
+
+// decisionID names one decision for audit correlation.
+func decisionID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// agentScopedInto loads an agent's facts into an existing facts value.
+func (s *Service) agentScopedInto(ctx context.Context, f *facts, ref string) (*facts, error) {
+	g, err := s.agentScoped(ctx, f.principal, f.ability, ref)
+	if err != nil {
+		return nil, err
+	}
+	f.agent, f.owner, f.grants = g.agent, g.owner, g.grants
+	return f, nil
+}
+
+// Access is the answer to can-access-agent.
+type Access struct {
+	Allowed bool
+	Role    string
+	Agent   store.Agent
+}
+
+// CanAccess answers whether the caller holds at least minimumRole on agent.
+func (s *Service) CanAccess(ctx context.Context, p *principal.Principal, ref, minimumRole string) (Access, error) {
+	minimumRole, err := s.validMinimumRole(minimumRole)
+	if err != nil {
+		return Access{}, err
+	}
+	f, err := s.agentScoped(ctx, p, "can-access-agent", ref)
+	if err != nil {
+		return Access{}, err
+	}
+	f.minimumRole = minimumRole
+	d, err := s.decide(ctx, f)
+	if err != nil {
+		return Access{}, err
+	}
+	return Access{Allowed: d.Allow, Role: d.Role, Agent: *f.agent}, nil
+}
+
+// AccessibleAgent is one row of list-accessible-agents.
+type AccessibleAgent struct {
+	Agent store.Agent
+	Role  string
+}
+
+// Page selects a window of a listing ordered by agent id.
+type Page struct {
+	AfterID int64
+	Limit   int
+}
+
+// ListAccessible returns the agents on which the caller holds at least
+// minimumRole, ordered by id, one page at a time, with the id to continue
+// after (0 when done). The policy computes the set with the same rule as
+// CanAccess, over candidates Go gathers: every agent when the policy says the
+// caller's scope is "all", otherwise the agents the caller owns or holds a
+// grant on.
+func (s *Service) ListAccessible(ctx context.Context, p *principal.Principal, minimumRole string, page Page) ([]AccessibleAgent, int64, error) {
+	minimumRole, err := s.validMinimumRole(minimumRole)
+	if err != nil {
+		return nil, 0, err
+	}
+	if page.Limit <= 0 || page.Limit > maxPage {
+		page.Limit = defaultPage
+	}
+	scope, err := s.require(ctx, &facts{ability: "list-accessible-agents", principal: p, minimumRole: minimumRole, candidates: []store.Agent{}})
+	if err != nil {
+		return nil, 0, err
+	}
+	q := store.AgentQuery{All: scope.Scope == "all", OrPrincipals: identities(p), AfterID: page.AfterID}
+	if p.User != nil {
+		q.OwnerID = p.User.ID
+	}
+	cands, err := s.st.ListAgents(ctx, q)
+	if err != nil {
+		return nil, 0, storeErr(err)
+	}
+	if len(cands) == 0 {
+		return []AccessibleAgent{}, 0, nil
+	}
+	ids := make([]int64, len(cands))
+	owners := map[int64]*store.User{}
+	for i, a := range cands {
+		ids[i] = a.ID
+		if _, seen := owners[a.OwnerID]; !seen {
+			if owners[a.OwnerID], err = s.owner(ctx, a.OwnerID); err != nil {
+				return nil, 0, err
+			}
+		}
+	}
+	gs, err := s.grantsOn(ctx, p, ids...)
+	if err != nil {
+		return nil, 0, err
+	}
+	d, err := s.require(ctx, &facts{ability: "list-accessible-agents", principal: p, minimumRole: minimumRole, candidates: cands, owners: owners, grants: gs})
+	if err != nil {
+		return nil, 0, err
+	}
+	byID := make(map[int64]store.Agent, len(cands))
+	for _, a := range cands {
+		byID[a.ID] = a
+	}
+	out := make([]AccessibleAgent, 0, len(d.Accessible))
+	for _, acc := range d.Accessible {
+		if a, ok := byID[acc.AgentID]; ok {
+			out = append(out, AccessibleAgent{Agent: a, Role: acc.Role})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Agent.ID < out[j].Agent.ID })
+	var next int64
+	if len(out) > page.Limit {
+		out = out[:page.Limit]
+		next = out[len(out)-1].Agent.ID
+	}
+	return out, next, nil
+}
+
+const (
+	defaultPage = 100
+	maxPage     = 1000
+)

@@ -1,0 +1,139 @@
+package authz
+
+import (
+	"context"
+	"errors"
+
+	"github.com/agentauthz/agentauthz/internal/principal"
+	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/token"
+)
+
+// CreateAgentRequest asks for a new agent.
+type CreateAgentRequest struct {
+	Slug string
+	Name string
+	// Owner is a login or id; empty means the caller's acting user.
+	Owner      string
+	ToolPolicy *store.ToolPolicy
+}
+
+// CreateAgent creates an agent owned by req.Owner (or the caller).
+func (s *Service) CreateAgent(ctx context.Context, p *principal.Principal, req CreateAgentRequest) (store.Agent, error) {
+	if err := token.ValidSlug(req.Slug); err != nil {
+		return store.Agent{}, invalid("invalid_slug", "slug", "slug %q is invalid: %v", clip(req.Slug), err)
+	}
+	if err := validName("name", req.Name); err != nil {
+		return store.Agent{}, err
+	}
+	if err := ValidToolPolicy(req.ToolPolicy); err != nil {
+		return store.Agent{}, err
+	}
+	var owner *store.User
+	switch {
+	case req.Owner != "":
+		u, err := s.findUser(ctx, req.Owner)
+		if err != nil {
+			return store.Agent{}, err
+		}
+		owner = &u
+	case p.User != nil:
+		owner = p.User
+	default:
+		return store.Agent{}, invalid("invalid_owner", "owner", "owner is required")
+	}
+	if _, err := s.require(ctx, &facts{ability: "create-agent", principal: p, resource: owner}); err != nil {
+		return store.Agent{}, err
+	}
+	name := req.Name
+	if name == "" {
+		name = req.Slug
+	}
+	now := s.cfg.Now().UTC()
+	a, err := s.st.CreateAgent(ctx, store.Agent{Slug: req.Slug, Name: name, OwnerID: owner.ID, Status: store.StatusActive, ToolPolicy: req.ToolPolicy, CreatedAt: now, UpdatedAt: now})
+	if errors.Is(err, store.ErrConflict) {
+		return a, conflict("slug_taken", "an agent with slug %q already exists", req.Slug)
+	}
+	return a, storeErr(err)
+}
+
+// GetAgent shows an agent with the caller's role on it.
+func (s *Service) GetAgent(ctx context.Context, p *principal.Principal, ref string) (AccessibleAgent, error) {
+	f, err := s.agentScoped(ctx, p, "show-agent", ref)
+	if err != nil {
+		return AccessibleAgent{}, err
+	}
+	d, err := s.require(ctx, f)
+	if err != nil {
+		return AccessibleAgent{}, err
+	}
+	return AccessibleAgent{Agent: *f.agent, Role: d.Role}, nil
+}
+
+// AgentUpdate is a partial update; nil fields are left alone.
+type AgentUpdate struct {
+	Name            *string
+	Status          *string
+	ToolPolicy      *store.ToolPolicy
+	ClearToolPolicy bool
+}
+
+// UpdateAgent changes an agent's name, status or tool policy. Tokens of the
+// agent are evicted from the cache so the change applies to the next request.
+func (s *Service) UpdateAgent(ctx context.Context, p *principal.Principal, ref string, u AgentUpdate) (store.Agent, error) {
+	if u.Name != nil {
+		if err := validName("name", *u.Name); err != nil {
+			return store.Agent{}, err
+		}
+		if *u.Name == "" {
+			return store.Agent{}, invalid("invalid_name", "name", "name must not be empty")
+		}
+	}
+	if u.Status != nil && *u.Status != store.StatusActive && *u.Status != store.StatusInactive {
+		return store.Agent{}, invalid("invalid_status", "status", "status must be %q or %q, not %q", store.StatusActive, store.StatusInactive, clip(*u.Status))
+	}
+	if err := ValidToolPolicy(u.ToolPolicy); err != nil {
+		return store.Agent{}, err
+	}
+	if u.Name == nil && u.Status == nil && u.ToolPolicy == nil && !u.ClearToolPolicy {
+		return store.Agent{}, invalid("empty_update", "", "nothing to update: give name, status or tool_policy")
+	}
+	f, err := s.agentScoped(ctx, p, "update-agent", ref)
+	if err != nil {
+		return store.Agent{}, err
+	}
+	if _, err := s.require(ctx, f); err != nil {
+		return store.Agent{}, err
+	}
+	a, err := s.st.UpdateAgent(ctx, f.agent.ID, store.AgentPatch{Name: u.Name, Status: u.Status, ToolPolicy: u.ToolPolicy, ClearToolPolicy: u.ClearToolPolicy})
+	if err != nil {
+		return a, s.agentGone(err, f.agent)
+	}
+	s.evict.EvictAgent(a.ID)
+	return a, nil
+}
+
+// DeleteAgent deletes an agent, its grants and its tokens.
+func (s *Service) DeleteAgent(ctx context.Context, p *principal.Principal, ref string) error {
+	f, err := s.agentScoped(ctx, p, "delete-agent", ref)
+	if err != nil {
+		return err
+	}
+	if _, err := s.require(ctx, f); err != nil {
+		return err
+	}
+	if err := s.st.DeleteAgent(ctx, f.agent.ID); err != nil {
+		return s.agentGone(err, f.agent)
+	}
+	s.evict.EvictAgent(f.agent.ID)
+	s.cfg.Logger.Info("agent deleted", "agent_id", f.agent.ID, "by", p.ID)
+	return nil
+}
+
+// agentGone maps a not-found that raced with a concurrent delete.
+func (s *Service) agentGone(err error, a *store.Agent) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("agent_not_found", "agent %q not found", a.Slug)
+	}
+	return storeErr(err)
+}

@@ -1,0 +1,165 @@
+package authz
+
+import (
+	"strconv"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/agentauthz/agentauthz/internal/principal"
+	"github.com/agentauthz/agentauthz/internal/store"
+)
+
+// The policy input is built as ast values by hand: converting Go structs
+// through JSON or reflection costs more than the evaluation on the hot path.
+// TestInputMatchesJSON proves these builders equal the documented JSON form.
+
+// facts is everything one decision may read.
+type facts struct {
+	ability      string
+	principal    *principal.Principal
+	agent        *store.Agent
+	owner        *store.User // owner of agent; nil if missing
+	grants       []store.Grant
+	action, tool string
+	hasTool      bool
+	minimumRole  string
+	tokenRequest *tokenRequest
+	resource     *store.User // create-agent: intended owner
+	candidates   []store.Agent
+	owners       map[int64]*store.User // owners of candidates
+}
+
+type tokenRequest struct{ capabilities *[]string }
+
+func str(s string) *ast.Term                  { return ast.StringTerm(s) }
+func num(n int64) *ast.Term                   { return ast.IntNumberTerm(int(n)) }
+func item(k string, v *ast.Term) [2]*ast.Term { return ast.Item(str(k), v) }
+
+func stringsTerm(ss []string) *ast.Term {
+	ts := make([]*ast.Term, len(ss))
+	for i, s := range ss {
+		ts[i] = str(s)
+	}
+	return ast.ArrayTerm(ts...)
+}
+
+func optStrings(ss *[]string) *ast.Term {
+	if ss == nil {
+		return ast.NullTerm()
+	}
+	return stringsTerm(*ss)
+}
+
+func userTerm(u *store.User) *ast.Term {
+	return ast.ObjectTerm(
+		item("id", num(u.ID)),
+		item("roles", stringsTerm(u.Roles)),
+		item("status", str(u.Status)),
+	)
+}
+
+func toolPolicyTerm(tp *store.ToolPolicy) *ast.Term {
+	if tp == nil {
+		return ast.NullTerm()
+	}
+	return ast.ObjectTerm(item("mode", str(tp.Mode)), item("tools", stringsTerm(tp.Tools)))
+}
+
+func agentTerm(a *store.Agent, owner *store.User) *ast.Term {
+	items := [][2]*ast.Term{
+		item("id", num(a.ID)),
+		item("owner_id", num(a.OwnerID)),
+		item("status", str(a.Status)),
+		item("tool_policy", toolPolicyTerm(a.ToolPolicy)),
+	}
+	if owner != nil {
+		items = append(items, item("owner", userTerm(owner)))
+	}
+	return ast.ObjectTerm(items...)
+}
+
+func principalTerm(p *principal.Principal) *ast.Term {
+	items := [][2]*ast.Term{item("kind", str(string(p.Kind))), item("id", str(p.ID))}
+	if p.User != nil {
+		items = append(items, item("user", userTerm(p.User)))
+	}
+	if len(p.Audiences) > 0 {
+		items = append(items, item("audiences", stringsTerm(p.Audiences)))
+	}
+	if p.Token != nil {
+		items = append(items, item("token", ast.ObjectTerm(
+			item("id", num(p.Token.ID)),
+			item("agent_id", num(p.Token.AgentID)),
+			item("capabilities", optStrings(p.Token.Capabilities)),
+		)))
+	}
+	return ast.ObjectTerm(items...)
+}
+
+func grantsTerm(gs []store.Grant) *ast.Term {
+	ts := make([]*ast.Term, len(gs))
+	for i, g := range gs {
+		ts[i] = ast.ObjectTerm(
+			item("agent_id", num(g.AgentID)),
+			item("principal", str(g.Principal)),
+			item("role", str(g.Role)),
+		)
+	}
+	return ast.ArrayTerm(ts...)
+}
+
+// input renders the facts as the policy's input document.
+func (f *facts) input() ast.Value {
+	items := [][2]*ast.Term{item("ability", str(f.ability))}
+	if f.principal != nil {
+		items = append(items, item("principal", principalTerm(f.principal)))
+	}
+	if f.agent != nil {
+		items = append(items, item("agent", agentTerm(f.agent, f.owner)))
+	}
+	if f.grants != nil || f.candidates != nil {
+		items = append(items, item("grants", grantsTerm(f.grants)))
+	}
+	if f.action != "" {
+		items = append(items, item("action", str(f.action)))
+	}
+	if f.hasTool {
+		items = append(items, item("tool", str(f.tool)))
+	}
+	if f.minimumRole != "" {
+		items = append(items, item("minimum_role", str(f.minimumRole)))
+	}
+	if f.tokenRequest != nil {
+		items = append(items, item("token_request", ast.ObjectTerm(item("capabilities", optStrings(f.tokenRequest.capabilities)))))
+	}
+	if f.resource != nil {
+		items = append(items, item("resource", ast.ObjectTerm(item("owner_id", num(f.resource.ID)))))
+	}
+	if f.candidates != nil {
+		ts := make([]*ast.Term, len(f.candidates))
+		for i := range f.candidates {
+			a := &f.candidates[i]
+			ts[i] = agentTerm(a, f.owners[a.OwnerID])
+		}
+		items = append(items, item("agents", ast.ArrayTerm(ts...)))
+	}
+	return ast.NewObject(items...)
+}
+
+// identities are the principal strings whose grants may concern p. It is a
+// superset gathered for the store query; the policy decides which count.
+func identities(p *principal.Principal) []string {
+	ids := make([]string, 0, 2+len(p.Audiences))
+	if p.User != nil {
+		ids = append(ids, "user:"+strconv.FormatInt(p.User.ID, 10))
+	}
+	ids = append(ids, p.Audiences...)
+	if p.Kind == principal.KindAudience || p.Kind == principal.KindAnonymous {
+		ids = append(ids, p.ID)
+	}
+	return append(ids, publicAudience)
+}
+
+// publicAudience is the identity every caller has: grants to it are the
+// opt-in public access.
+const publicAudience = "audience:public"

@@ -1,0 +1,183 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+
+	"github.com/agentauthz/agentauthz/internal/credential"
+	"github.com/agentauthz/agentauthz/internal/policy"
+	"github.com/agentauthz/agentauthz/internal/principal"
+	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/token"
+)
+
+// Engine is what the service needs from the policy engine.
+type Engine interface {
+	Decide(ctx context.Context, input ast.Value) (policy.Decision, error)
+	Activation() policy.Activation
+}
+
+// Evicter is the credential cache's eviction path; every change that can end
+// or narrow a credential goes through it.
+type Evicter interface {
+	EvictToken(tokenID int64)
+	EvictAgent(agentID int64)
+	EvictOwner(userID int64)
+}
+
+// Config holds the service's deployment settings.
+type Config struct {
+	// TokenPrefix is the prefix of issued tokens (default "datamachine").
+	TokenPrefix string
+	// MaxTokenLifetime caps expires_in; zero means no cap.
+	MaxTokenLifetime time.Duration
+	// Now is the clock (default time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Service runs abilities. It is safe for concurrent use.
+type Service struct {
+	st     store.Store
+	engine Engine
+	evict  Evicter
+	cfg    Config
+}
+
+// New wires a Service; evict may be nil when no cache runs (the CLI).
+func New(st store.Store, engine Engine, evict Evicter, cfg Config) *Service {
+	if cfg.TokenPrefix == "" {
+		cfg.TokenPrefix = token.DefaultPrefix
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if evict == nil {
+		evict = noEvict{}
+	}
+	return &Service{st: st, engine: engine, evict: evict, cfg: cfg}
+}
+
+type noEvict struct{}
+
+func (noEvict) EvictToken(int64) {}
+func (noEvict) EvictAgent(int64) {}
+func (noEvict) EvictOwner(int64) {}
+
+var _ Evicter = (*credential.Resolver)(nil)
+
+// decide asks the engine; any engine failure is ErrUnavailable (fail closed).
+func (s *Service) decide(ctx context.Context, f *facts) (policy.Decision, error) {
+	d, err := s.engine.Decide(ctx, f.input())
+	if err != nil {
+		s.cfg.Logger.Error("policy evaluation failed; denying", "ability", f.ability, "err", err)
+		return policy.Decision{}, fmt.Errorf("%w: policy engine: %v", ErrUnavailable, err)
+	}
+	return d, nil
+}
+
+// require decides and turns a deny into a *DeniedError.
+func (s *Service) require(ctx context.Context, f *facts) (policy.Decision, error) {
+	d, err := s.decide(ctx, f)
+	if err != nil {
+		return d, err
+	}
+	if !d.Allow {
+		return d, &DeniedError{Ability: f.ability, Decision: d}
+	}
+	return d, nil
+}
+
+// storeErr maps a store failure that the caller did not anticipate.
+func storeErr(err error) error {
+	if errors.Is(err, store.ErrInvalid) {
+		return invalid("invalid", "", "%v", err)
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return err
+}
+
+// agentFacts loads an agent by reference with its owner.
+func (s *Service) loadAgent(ctx context.Context, ref string) (store.Agent, *store.User, error) {
+	a, err := s.findAgent(ctx, ref)
+	if err != nil {
+		return a, nil, err
+	}
+	owner, err := s.owner(ctx, a.OwnerID)
+	return a, owner, err
+}
+
+func (s *Service) findAgent(ctx context.Context, ref string) (store.Agent, error) {
+	if ref == "" {
+		return store.Agent{}, invalid("invalid_agent", "agent", "agent is required (a slug or an id)")
+	}
+	if id, err := strconv.ParseInt(ref, 10, 64); err == nil && id > 0 {
+		a, err := s.st.GetAgent(ctx, id)
+		if err == nil || !errors.Is(err, store.ErrNotFound) {
+			return a, storeErr(err)
+		}
+	}
+	if err := token.ValidSlug(ref); err != nil {
+		return store.Agent{}, invalid("invalid_agent", "agent", "agent %q is neither an id nor a valid slug", clip(ref))
+	}
+	a, err := s.st.GetAgentBySlug(ctx, ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return a, notFound("agent_not_found", "agent %q not found", ref)
+	}
+	return a, storeErr(err)
+}
+
+func (s *Service) owner(ctx context.Context, id int64) (*store.User, error) {
+	u, err := s.st.GetUser(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return &u, nil
+}
+
+// grantsOn loads the grants on agentIDs that may concern p.
+func (s *Service) grantsOn(ctx context.Context, p *principal.Principal, agentIDs ...int64) ([]store.Grant, error) {
+	gs, err := s.st.GrantsFor(ctx, agentIDs, identities(p))
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	if gs == nil {
+		gs = []store.Grant{}
+	}
+	return gs, nil
+}
+
+// agentScoped gathers the facts of an ability on one agent.
+func (s *Service) agentScoped(ctx context.Context, p *principal.Principal, ability, ref string) (*facts, error) {
+	a, owner, err := s.loadAgent(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	gs, err := s.grantsOn(ctx, p, a.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &facts{ability: ability, principal: p, agent: &a, owner: owner, grants: gs}, nil
+}
+
+// clip shortens user-supplied text echoed in messages.
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}

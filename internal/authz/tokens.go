@@ -1,0 +1,136 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/agentauthz/agentauthz/internal/principal"
+	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/token"
+)
+
+// CreateTokenRequest asks for a new bearer token on an agent.
+type CreateTokenRequest struct {
+	Label string
+	// Capabilities nil = the owner's ceiling; [] = nothing.
+	Capabilities *[]string
+	// ExpiresIn in seconds; nil = never expires.
+	ExpiresIn *int64
+}
+
+// CreatedToken is the one moment the raw token exists outside the caller's
+// hands. Raw must be shown once and dropped.
+type CreatedToken struct {
+	Token store.Token
+	Raw   string
+}
+
+// CreateToken issues a token for an agent, within the minter's own ceiling.
+func (s *Service) CreateToken(ctx context.Context, p *principal.Principal, agentRef string, req CreateTokenRequest) (CreatedToken, error) {
+	if err := validLabel(req.Label); err != nil {
+		return CreatedToken{}, err
+	}
+	if err := validCapabilities(req.Capabilities); err != nil {
+		return CreatedToken{}, err
+	}
+	expiresIn, err := s.validExpiresIn(req.ExpiresIn)
+	if err != nil {
+		return CreatedToken{}, err
+	}
+	f, err := s.agentScoped(ctx, p, "create-agent-token", agentRef)
+	if err != nil {
+		return CreatedToken{}, err
+	}
+	f.tokenRequest = &tokenRequest{capabilities: req.Capabilities}
+	if _, err := s.require(ctx, f); err != nil {
+		return CreatedToken{}, err
+	}
+	if f.agent.Status != store.StatusActive {
+		return CreatedToken{}, conflict("agent_inactive", "agent %q is inactive; activate it before issuing tokens", f.agent.Slug)
+	}
+	raw, err := token.Generate(s.cfg.TokenPrefix, f.agent.Slug)
+	if err != nil {
+		return CreatedToken{}, err
+	}
+	now := s.cfg.Now().UTC()
+	t := store.Token{
+		AgentID:      f.agent.ID,
+		Hash:         token.Hash(raw),
+		Prefix:       token.Hint(raw),
+		Label:        req.Label,
+		Capabilities: req.Capabilities,
+		CreatedAt:    now,
+	}
+	if expiresIn != nil {
+		at := now.Add(time.Duration(*expiresIn) * time.Second)
+		t.ExpiresAt = &at
+	}
+	t, err = s.st.CreateToken(ctx, t)
+	if err != nil {
+		return CreatedToken{}, storeErr(err)
+	}
+	s.cfg.Logger.Info("token created", "agent_id", t.AgentID, "token_id", t.ID, "hint", t.Prefix, "by", p.ID)
+	return CreatedToken{Token: t, Raw: raw}, nil
+}
+
+// ListTokens lists an agent's tokens: metadata only, never hash or secret.
+func (s *Service) ListTokens(ctx context.Context, p *principal.Principal, agentRef string) ([]store.Token, error) {
+	f, err := s.agentScoped(ctx, p, "list-agent-tokens", agentRef)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.require(ctx, f); err != nil {
+		return nil, err
+	}
+	ts, err := s.st.ListTokens(ctx, f.agent.ID)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	if ts == nil {
+		ts = []store.Token{}
+	}
+	return ts, nil
+}
+
+// RevokeToken revokes one token of an agent, effective immediately on this
+// process (other processes: within the cache TTL).
+func (s *Service) RevokeToken(ctx context.Context, p *principal.Principal, agentRef string, tokenID int64) (store.Token, error) {
+	if tokenID <= 0 {
+		return store.Token{}, invalid("invalid_token_id", "token_id", "token_id must be a positive integer")
+	}
+	f, err := s.agentScoped(ctx, p, "revoke-agent-token", agentRef)
+	if err != nil {
+		return store.Token{}, err
+	}
+	if _, err := s.require(ctx, f); err != nil {
+		return store.Token{}, err
+	}
+	t, err := s.st.RevokeToken(ctx, f.agent.ID, tokenID, s.cfg.Now().UTC())
+	if errors.Is(err, store.ErrNotFound) {
+		return t, notFound("token_not_found", "token %d not found on agent %q", tokenID, f.agent.Slug)
+	}
+	if err != nil {
+		return t, storeErr(err)
+	}
+	s.evict.EvictToken(tokenID)
+	s.cfg.Logger.Info("token revoked", "agent_id", t.AgentID, "token_id", t.ID, "by", p.ID)
+	return t, nil
+}
+
+// RevokeAllTokens revokes every live token of an agent.
+func (s *Service) RevokeAllTokens(ctx context.Context, p *principal.Principal, agentRef string) (int, error) {
+	f, err := s.agentScoped(ctx, p, "revoke-agent-token", agentRef)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := s.require(ctx, f); err != nil {
+		return 0, err
+	}
+	n, err := s.st.RevokeAllTokens(ctx, f.agent.ID, s.cfg.Now().UTC())
+	if err != nil {
+		return 0, storeErr(err)
+	}
+	s.evict.EvictAgent(f.agent.ID)
+	return n, nil
+}

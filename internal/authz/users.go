@@ -1,0 +1,141 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/agentauthz/agentauthz/internal/principal"
+	"github.com/agentauthz/agentauthz/internal/store"
+)
+
+// CreateUserRequest asks for a new user.
+type CreateUserRequest struct {
+	Login string
+	Name  string
+	Roles []string
+}
+
+// CreateUser creates a user with roles the active policy defines.
+func (s *Service) CreateUser(ctx context.Context, p *principal.Principal, req CreateUserRequest) (store.User, error) {
+	if err := validLogin(req.Login); err != nil {
+		return store.User{}, err
+	}
+	if err := validName("name", req.Name); err != nil {
+		return store.User{}, err
+	}
+	if err := s.validUserRoles(req.Roles); err != nil {
+		return store.User{}, err
+	}
+	if _, err := s.require(ctx, &facts{ability: "create-user", principal: p}); err != nil {
+		return store.User{}, err
+	}
+	name := req.Name
+	if name == "" {
+		name = req.Login
+	}
+	u, err := s.st.CreateUser(ctx, store.User{Login: req.Login, Name: name, Roles: req.Roles, Status: store.StatusActive, CreatedAt: s.cfg.Now().UTC()})
+	if errors.Is(err, store.ErrConflict) {
+		return u, conflict("login_taken", "a user with login %q already exists", req.Login)
+	}
+	return u, storeErr(err)
+}
+
+// ListUsers lists every user.
+func (s *Service) ListUsers(ctx context.Context, p *principal.Principal) ([]store.User, error) {
+	if _, err := s.require(ctx, &facts{ability: "list-users", principal: p}); err != nil {
+		return nil, err
+	}
+	us, err := s.st.ListUsers(ctx)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	if us == nil {
+		us = []store.User{}
+	}
+	return us, nil
+}
+
+// UserUpdate is a partial update; nil fields are left alone.
+type UserUpdate struct {
+	Name   *string
+	Roles  *[]string
+	Status *string
+}
+
+// UpdateUser changes a user's name, roles or status. The tokens of the
+// user's agents are evicted so a narrowed or disabled owner binds at once.
+func (s *Service) UpdateUser(ctx context.Context, p *principal.Principal, ref string, u UserUpdate) (store.User, error) {
+	if u.Name != nil {
+		if err := validName("name", *u.Name); err != nil {
+			return store.User{}, err
+		}
+	}
+	if u.Roles != nil {
+		if err := s.validUserRoles(*u.Roles); err != nil {
+			return store.User{}, err
+		}
+	}
+	if u.Status != nil && *u.Status != store.StatusActive && *u.Status != store.StatusDisabled {
+		return store.User{}, invalid("invalid_status", "status", "status must be %q or %q, not %q", store.StatusActive, store.StatusDisabled, clip(*u.Status))
+	}
+	if u.Name == nil && u.Roles == nil && u.Status == nil {
+		return store.User{}, invalid("empty_update", "", "nothing to update: give name, roles or status")
+	}
+	target, err := s.findUser(ctx, ref)
+	if err != nil {
+		return store.User{}, err
+	}
+	if _, err := s.require(ctx, &facts{ability: "update-user", principal: p, resource: &target}); err != nil {
+		return store.User{}, err
+	}
+	out, err := s.st.UpdateUser(ctx, target.ID, store.UserPatch{Name: u.Name, Roles: u.Roles, Status: u.Status})
+	if errors.Is(err, store.ErrNotFound) {
+		return out, notFound("user_not_found", "user %q not found", ref)
+	}
+	if err != nil {
+		return out, storeErr(err)
+	}
+	s.evict.EvictOwner(out.ID)
+	return out, nil
+}
+
+// findUser resolves a login or a numeric id.
+func (s *Service) findUser(ctx context.Context, ref string) (store.User, error) {
+	if id, err := strconv.ParseInt(ref, 10, 64); err == nil && id > 0 {
+		u, err := s.st.GetUser(ctx, id)
+		if err == nil || !errors.Is(err, store.ErrNotFound) {
+			return u, storeErr(err)
+		}
+	}
+	if err := validLogin(ref); err != nil {
+		return store.User{}, invalid("invalid_user", "user", "user %q is neither an id nor a valid login", clip(ref))
+	}
+	u, err := s.st.GetUserByLogin(ctx, ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return u, notFound("user_not_found", "user %q not found", ref)
+	}
+	return u, storeErr(err)
+}
+
+// PrincipalFor turns a principal reference ("user:<id|login>",
+// "audience:<name>", a bare audience name) into the principal the CLI's --as
+// acts as. "audience:public" is the anonymous caller.
+func (s *Service) PrincipalFor(ctx context.Context, ref string) (*principal.Principal, error) {
+	r, err := principal.ParseRef(ref)
+	if err != nil {
+		return nil, invalid("invalid_principal", "as", "%v", err)
+	}
+	if r.Type != "user" {
+		id := r.String()
+		if id == publicAudience {
+			return &principal.Principal{Kind: principal.KindAnonymous, ID: id}, nil
+		}
+		return &principal.Principal{Kind: principal.KindAudience, ID: id, Audiences: []string{id}}, nil
+	}
+	u, err := s.findUser(ctx, r.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &principal.Principal{Kind: principal.KindUser, ID: userID(u.ID), User: &u}, nil
+}

@@ -1,0 +1,220 @@
+package credential
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+
+	"github.com/agentauthz/agentauthz/internal/principal"
+	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/token"
+)
+
+// Options configures a Resolver. Zero values take the documented defaults.
+type Options struct {
+	// Prefix is the token prefix this deployment issues (default "datamachine").
+	Prefix string
+	// CacheTTL bounds how long a resolved token is trusted without asking the
+	// store again: it is the staleness bound for changes made by another
+	// process (default 5s). Zero or negative disables the cache.
+	CacheTTL time.Duration
+	// CacheSize bounds the number of cached tokens (default 10000).
+	CacheSize int
+	// TouchInterval is how often coalesced last_used_at writes are flushed
+	// (default 5s).
+	TouchInterval time.Duration
+	// Now is the clock (default time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Entry is a resolved, cached credential. Its fields are read-only once
+// published; Decisions lets the policy layer memoize decisions whose facts
+// are exactly this entry's facts, so they die with the entry.
+type Entry struct {
+	Resolved store.Resolved
+	// Decisions memoizes policy decisions for this credential (see authz).
+	Decisions sync.Map
+	// decisionCount bounds Decisions.
+	decisionCount atomic.Int64
+}
+
+// ReserveDecisionSlot reports whether one more memoized decision fits in
+// this entry (at most max); callers store only when it returns true.
+func (e *Entry) ReserveDecisionSlot(max int64) bool {
+	if e.decisionCount.Add(1) > max {
+		e.decisionCount.Add(-1)
+		return false
+	}
+	return true
+}
+
+// Resolver resolves raw bearer tokens; it implements principal.TokenLookup.
+type Resolver struct {
+	st     store.Store
+	opts   Options
+	cache  *expirable.LRU[string, *Entry] // by token hash; nil when disabled
+	mu     sync.Mutex                     // serialises fills against evictions
+	epoch  atomic.Uint64                  // bumped by every eviction
+	touch  *toucher
+	logger *slog.Logger
+}
+
+// New builds a Resolver over st and starts its last-used flusher; call Close
+// to flush and stop it.
+func New(st store.Store, opts Options) *Resolver {
+	if opts.Prefix == "" {
+		opts.Prefix = token.DefaultPrefix
+	}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = 10000
+	}
+	if opts.TouchInterval <= 0 {
+		opts.TouchInterval = 5 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	r := &Resolver{st: st, opts: opts, logger: opts.Logger}
+	if opts.CacheTTL > 0 {
+		r.cache = expirable.NewLRU[string, *Entry](opts.CacheSize, nil, opts.CacheTTL)
+	}
+	r.touch = newToucher(st, opts.TouchInterval, opts.Logger)
+	return r
+}
+
+// Close flushes pending last_used_at writes and stops the flusher.
+func (r *Resolver) Close(ctx context.Context) error { return r.touch.close(ctx) }
+
+// Lookup resolves raw into a token principal acting for the agent's owner.
+// Failures are *principal.AuthError values (401, or 403 for an inactive
+// agent); a store failure is returned as is (wrapping store.ErrUnavailable)
+// so the caller can answer 503. Nothing here ever falls back.
+func (r *Resolver) Lookup(ctx context.Context, raw string) (*principal.Principal, error) {
+	if _, err := token.Parse(r.opts.Prefix, raw); err != nil {
+		reason := "malformed"
+		if errors.Is(err, token.ErrChecksum) {
+			reason = "checksum"
+		}
+		return nil, &principal.AuthError{Reason: reason}
+	}
+	hash := token.Hash(raw)
+	e, err := r.entry(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.live(e); err != nil {
+		return nil, err
+	}
+	r.touch.used(e.Resolved.Token.ID, r.opts.Now())
+	return principalFor(e), nil
+}
+
+// entry returns the cached entry for hash or fills it from the store.
+func (r *Resolver) entry(ctx context.Context, hash string) (*Entry, error) {
+	if r.cache != nil {
+		if e, ok := r.cache.Get(hash); ok {
+			return e, nil
+		}
+	}
+	before := r.epoch.Load()
+	res, err := r.st.ResolveTokenHash(ctx, hash)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &principal.AuthError{Reason: "unknown"}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("resolve token: %w", err)
+	}
+	// The lookup was by hash; compare again in constant time so a store
+	// that matched loosely can never hand back another token.
+	if !token.EqualHash(res.Token.Hash, hash) {
+		return nil, &principal.AuthError{Reason: "unknown"}
+	}
+	e := &Entry{Resolved: res}
+	if r.cache != nil {
+		r.mu.Lock()
+		// An eviction that ran while we read the store may concern this
+		// token; publishing what we read could resurrect it.
+		if r.epoch.Load() == before {
+			r.cache.Add(hash, e)
+		}
+		r.mu.Unlock()
+	}
+	return e, nil
+}
+
+// live applies the liveness rules to an entry, cached or fresh.
+func (r *Resolver) live(e *Entry) error {
+	t, a, o := e.Resolved.Token, e.Resolved.Agent, e.Resolved.Owner
+	switch {
+	case t.RevokedAt != nil:
+		return &principal.AuthError{Reason: "revoked"}
+	case t.ExpiresAt != nil && !r.opts.Now().Before(*t.ExpiresAt):
+		return &principal.AuthError{Reason: "expired"}
+	case o == nil:
+		return &principal.AuthError{Reason: "owner_missing"}
+	case o.Status != store.StatusActive:
+		return &principal.AuthError{Reason: "owner_disabled"}
+	case a.Status != store.StatusActive:
+		return &principal.AuthError{Reason: "agent_inactive", Forbidden: true}
+	}
+	return nil
+}
+
+func principalFor(e *Entry) *principal.Principal {
+	res := &e.Resolved
+	return &principal.Principal{
+		Kind:  principal.KindToken,
+		ID:    fmt.Sprintf("token:%d", res.Token.ID),
+		User:  res.Owner,
+		Token: &res.Token,
+		Agent: &res.Agent,
+		Extra: e,
+	}
+}
+
+// EvictToken drops a token from the cache (after revocation).
+func (r *Resolver) EvictToken(tokenID int64) {
+	r.evictWhere(func(e *Entry) bool { return e.Resolved.Token.ID == tokenID })
+}
+
+// EvictAgent drops every token of an agent (after update, deactivation,
+// deletion or revoke-all).
+func (r *Resolver) EvictAgent(agentID int64) {
+	r.evictWhere(func(e *Entry) bool { return e.Resolved.Agent.ID == agentID })
+}
+
+// EvictOwner drops every token whose agent belongs to a user (after the
+// user's roles or status change).
+func (r *Resolver) EvictOwner(userID int64) {
+	r.evictWhere(func(e *Entry) bool { return e.Resolved.Agent.OwnerID == userID })
+}
+
+// EvictAll empties the cache (e.g. after a lost change notification).
+func (r *Resolver) EvictAll() { r.evictWhere(func(*Entry) bool { return true }) }
+
+// evictWhere is the single eviction path. Evictions are rare (admin
+// actions), so a scan of the bounded cache is cheaper than keeping indexes
+// consistent on the hot path.
+func (r *Resolver) evictWhere(match func(*Entry) bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.epoch.Add(1)
+	if r.cache == nil {
+		return
+	}
+	for _, k := range r.cache.Keys() {
+		if e, ok := r.cache.Peek(k); ok && match(e) {
+			r.cache.Remove(k)
+		}
+	}
+}

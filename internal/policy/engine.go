@@ -1,0 +1,134 @@
+// Package policy owns agentauthz's embedded OPA engine: it loads a policy
+// bundle (the embedded default, a directory or a tarball), activates it once
+// (compile, validate, prepare the decision query) and answers decisions with
+// the prepared query, lock-free.
+//
+// It must never decide in Go: every rule lives in the Rego of the bundle. It
+// must never allow on failure: an undefined, malformed or erroring decision
+// is an error the caller turns into a deny. It never logs input documents.
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+)
+
+// ErrPolicy is wrapped by every evaluation failure: the caller must deny.
+var ErrPolicy = errors.New("policy: evaluation failed")
+
+// ErrUndefined is returned (wrapped) when the decision rule is undefined for an input; it also matches ErrPolicy.
+var ErrUndefined = fmt.Errorf("%w: decision undefined", ErrPolicy)
+
+// ErrRejected is wrapped by every error that refused to activate a bundle.
+var ErrRejected = errors.New("policy: bundle rejected")
+
+// Options configures an Engine.
+type Options struct {
+	// BundlePath is a bundle directory or .tar.gz; "" selects the embedded default.
+	BundlePath string
+	// Logger receives activation and rejection events; nil discards them.
+	Logger *slog.Logger
+	// WatchDebounce is how long Watch waits for changes to settle; 0 means 250ms.
+	WatchDebounce time.Duration
+}
+
+// Activation describes the bundle currently answering decisions.
+type Activation struct {
+	// Revision is the manifest revision plus a short hash of the bundle content.
+	Revision string
+	// Generation increases by one on every activation of this engine.
+	Generation uint64
+	// Deterministic is false when the policy calls a non-deterministic builtin (time, rand, http).
+	Deterministic bool
+	// AgentRoles maps each agent role to its rank (data.agentauthz.config.agent_roles); read-only.
+	AgentRoles map[string]int
+	// UserRoles lists the user roles of data.agentauthz.config.roles, sorted.
+	UserRoles []string
+	// Abilities lists the abilities of data.agentauthz.config.abilities, sorted.
+	Abilities []string
+	// Actions lists the runtime actions of data.agentauthz.config.actions, sorted.
+	Actions []string
+	// Source says where the bundle came from ("embedded" or a path).
+	Source string
+	// ActivatedAt is when this activation started serving.
+	ActivatedAt time.Time
+}
+
+// state is one immutable activation: everything a decision needs.
+type state struct {
+	act      Activation
+	decision rego.PreparedEvalQuery
+	hash     string // content hash, to skip reloads that change nothing
+
+	nondeterministic []string // builtins that make Deterministic false, for the log
+}
+
+// Engine evaluates decisions against the active bundle; it is safe for concurrent use.
+type Engine struct {
+	opts Options
+	log  *slog.Logger
+
+	cur atomic.Pointer[state] // swapped whole; Decide only loads it
+
+	mu  sync.Mutex // serialises activations so generations follow activation order
+	gen uint64     // guarded by mu
+}
+
+// decisionQuery is the one query the engine prepares per activation.
+var decisionQuery = ast.MustParseBody("data.agentauthz.main.decision")
+
+// New loads and activates the bundle named by opts, or returns why it cannot.
+func New(ctx context.Context, opts Options) (*Engine, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if opts.WatchDebounce <= 0 {
+		opts.WatchDebounce = 250 * time.Millisecond
+	}
+	e := &Engine{opts: opts, log: log.With("component", "policy")}
+	b, source, err := e.load()
+	if err != nil {
+		e.log.Error("policy bundle not loaded", "source", e.source(), "error", err)
+		return nil, err
+	}
+	if err := e.ActivateBundle(ctx, b, source); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Activation returns a description of the active bundle.
+func (e *Engine) Activation() Activation {
+	return e.cur.Load().act
+}
+
+// Reload re-reads the bundle and activates it; on any failure the previous activation keeps serving.
+func (e *Engine) Reload(ctx context.Context) error {
+	b, source, err := e.load()
+	if err != nil {
+		e.log.Error("policy reload failed; previous bundle keeps serving", "source", e.source(), "revision", e.Activation().Revision, "error", err)
+		return err
+	}
+	if cur := e.cur.Load(); cur != nil && cur.hash == contentHash(b) {
+		e.log.Debug("policy reload: bundle unchanged", "source", source, "revision", cur.act.Revision)
+		return nil
+	}
+	return e.ActivateBundle(ctx, b, source) // logs its own rejection
+}
+
+// source names the configured bundle for logs and errors.
+func (e *Engine) source() string {
+	if e.opts.BundlePath == "" {
+		return sourceEmbedded
+	}
+	return e.opts.BundlePath
+}

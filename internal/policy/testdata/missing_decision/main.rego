@@ -1,0 +1,3 @@
+package agentauthz.main
+
+verdict := {"allow": true}

@@ -1,0 +1,3 @@
+package agentauthz.main
+
+decision := {"allow": false, "role": null, "denied_by": ["clock"], "reasons": [sprintf("now is %d", [time.now_ns()])]}

@@ -1,0 +1,5 @@
+package agentauthz.main
+
+import data.agentauthz.config
+
+decision := {"allow": true if {

@@ -1,0 +1,86 @@
+package principal
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/agentauthz/agentauthz/internal/token"
+)
+
+// TokenLookup resolves a raw, well-formed agent token into a token principal;
+// failures are *AuthError values, anything else is an infrastructure error
+// (the request still fails closed).
+type TokenLookup interface {
+	Lookup(ctx context.Context, raw string) (*Principal, error)
+}
+
+// BearerToken claims requests carrying "Authorization: Bearer <prefix>_..."
+// and resolves them through Lookup; every other credential passes through.
+type BearerToken struct {
+	// Prefix is the configured token prefix (token.DefaultPrefix if empty).
+	Prefix string
+	// Lookup resolves well-formed tokens (normally the credential cache).
+	Lookup TokenLookup
+}
+
+// Resolve implements Resolver.
+func (b BearerToken) Resolve(r *http.Request) (*Principal, bool, error) {
+	prefix := b.Prefix
+	if prefix == "" {
+		prefix = token.DefaultPrefix
+	}
+	raw, claimed, err := bearerCredential(r.Header.Values("Authorization"), prefix)
+	if !claimed || err != nil {
+		return nil, claimed, err
+	}
+	if _, err := token.Parse(prefix, raw); err != nil {
+		if errors.Is(err, token.ErrChecksum) {
+			return nil, true, &AuthError{Reason: ReasonChecksum}
+		}
+		return nil, true, &AuthError{Reason: ReasonMalformed}
+	}
+	if b.Lookup == nil {
+		return nil, true, errors.New("principal: bearer token resolver has no lookup")
+	}
+	p, err := b.Lookup.Lookup(r.Context(), raw)
+	if err != nil {
+		return nil, true, err
+	}
+	if p == nil {
+		return nil, true, &AuthError{Reason: ReasonUnknown}
+	}
+	return p, true, nil
+}
+
+// bearerCredential finds our credential among the Authorization headers.
+// It claims a header whose scheme is Bearer (any case) when the value is
+// empty or any of its words starts with prefix+"_"; a claimed header must
+// hold exactly one credential, and a claimed request exactly one header.
+func bearerCredential(headers []string, prefix string) (raw string, claimed bool, err error) {
+	malformed := &AuthError{Reason: ReasonMalformed}
+	for _, h := range headers {
+		words := strings.Fields(h)
+		if len(words) == 0 || !strings.EqualFold(words[0], "bearer") {
+			continue
+		}
+		words = words[1:]
+		ours := len(words) == 0
+		for _, w := range words {
+			ours = ours || token.Claims(prefix, w)
+		}
+		if !ours {
+			continue
+		}
+		if claimed || len(words) != 1 {
+			return "", true, malformed
+		}
+		raw, claimed = words[0], true
+	}
+	if claimed && len(headers) > 1 {
+		// Our token beside another Authorization header is ambiguous.
+		return "", true, malformed
+	}
+	return raw, claimed, nil
+}

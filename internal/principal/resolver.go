@@ -1,0 +1,87 @@
+package principal
+
+import (
+	"errors"
+	"net/http"
+)
+
+// ErrNoPrincipal means no resolver in the chain claimed the request.
+var ErrNoPrincipal = errors.New("principal: no credentials")
+
+// Reasons an AuthError may carry; the HTTP layer maps them to messages.
+const (
+	// ReasonMalformed is a credential or proxy header that is not well-formed.
+	ReasonMalformed = "malformed"
+	// ReasonChecksum is a well-formed token whose checksum does not match.
+	ReasonChecksum = "checksum"
+	// ReasonUnknown is a token or proxy login that does not exist.
+	ReasonUnknown = "unknown"
+	// ReasonRevoked is a revoked token.
+	ReasonRevoked = "revoked"
+	// ReasonExpired is a token past its expires_at.
+	ReasonExpired = "expired"
+	// ReasonAgentInactive is a token of an inactive agent (403, not 401).
+	ReasonAgentInactive = "agent_inactive"
+	// ReasonOwnerMissing is a token whose agent's owner row is gone.
+	ReasonOwnerMissing = "owner_missing"
+	// ReasonOwnerDisabled is a token whose agent's owner is disabled.
+	ReasonOwnerDisabled = "owner_disabled"
+	// ReasonUserDisabled is a disabled user named by a trusted proxy.
+	ReasonUserDisabled = "user_disabled"
+)
+
+// AuthError is a claimed credential that failed; it carries an HTTP-agnostic
+// reason and never the credential itself.
+type AuthError struct {
+	// Reason is one of the Reason* constants.
+	Reason string
+	// Forbidden is true when the credential is genuine but may not act
+	// (an inactive agent: 403); otherwise the failure is a 401.
+	Forbidden bool
+}
+
+// Error returns "principal: credential rejected: <reason>".
+func (e *AuthError) Error() string { return "principal: credential rejected: " + e.Reason }
+
+// Resolver turns a request into a principal. claimed=false means "not mine,
+// try the next resolver"; claimed=true with an error means the request must
+// fail (fail closed, never fall back).
+type Resolver interface {
+	Resolve(r *http.Request) (p *Principal, claimed bool, err error)
+}
+
+// Chain tries resolvers in order and stops at the first that claims.
+type Chain []Resolver
+
+// Resolve returns the first claimed principal, the claiming resolver's
+// error, or ErrNoPrincipal when no resolver claims the request.
+//
+// A resolver that returns an error without claiming, or claims without a
+// principal, is treated as a failure rather than skipped: an ambiguous
+// answer about credentials must never let a later, weaker resolver win.
+func (c Chain) Resolve(r *http.Request) (*Principal, error) {
+	for _, res := range c {
+		p, claimed, err := res.Resolve(r)
+		if err != nil {
+			return nil, err
+		}
+		if !claimed {
+			continue
+		}
+		if p == nil {
+			return nil, &AuthError{Reason: ReasonUnknown}
+		}
+		return p, nil
+	}
+	return nil, ErrNoPrincipal
+}
+
+// AllowAnonymous is the resolver that claims every request as the anonymous
+// principal (audience:public); leave it out of the chain to disable
+// anonymous access, and keep it last.
+type AllowAnonymous struct{}
+
+// Resolve always claims the request as Anonymous().
+func (AllowAnonymous) Resolve(*http.Request) (*Principal, bool, error) {
+	return Anonymous(), true, nil
+}

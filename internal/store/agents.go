@@ -1,0 +1,185 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jmoiron/sqlx"
+)
+
+const agentColumns = "id, slug, name, owner_id, status, tool_policy, created_at, updated_at"
+
+// agentRow is an agents row as stored.
+type agentRow struct {
+	ID         int64   `db:"id"`
+	Slug       string  `db:"slug"`
+	Name       string  `db:"name"`
+	OwnerID    int64   `db:"owner_id"`
+	Status     string  `db:"status"`
+	ToolPolicy *string `db:"tool_policy"`
+	CreatedAt  dbTime  `db:"created_at"`
+	UpdatedAt  dbTime  `db:"updated_at"`
+}
+
+func (r agentRow) agent() (Agent, error) {
+	tp, err := unmarshalToolPolicy(r.ToolPolicy)
+	if err != nil {
+		return Agent{}, corruptRow(fmt.Sprintf("agent %d tool_policy", r.ID), err)
+	}
+	return Agent{
+		ID: r.ID, Slug: r.Slug, Name: r.Name, OwnerID: r.OwnerID, Status: r.Status,
+		ToolPolicy: tp, CreatedAt: r.CreatedAt.T, UpdatedAt: r.UpdatedAt.T,
+	}, nil
+}
+
+func agentsFromRows(rows []agentRow) ([]Agent, error) {
+	out := make([]Agent, 0, len(rows))
+	for _, r := range rows {
+		a, err := r.agent()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// CreateAgent inserts a and returns it as stored. The id is assigned; an
+// empty Status is active, a zero CreatedAt is now and a zero UpdatedAt is
+// CreatedAt. A missing owner is ErrNotFound, a taken slug ErrConflict.
+func (s *SQL) CreateAgent(ctx context.Context, a Agent) (Agent, error) {
+	op := fmt.Sprintf("create agent %q", a.Slug)
+	tp, err := marshalToolPolicy(a.ToolPolicy)
+	if err != nil {
+		return Agent{}, fmt.Errorf("store: %s: tool policy: %w", op, err)
+	}
+	if a.Status == "" {
+		a.Status = StatusActive
+	}
+	created := orNow(a.CreatedAt, s.now)
+	updated := created
+	if !a.UpdatedAt.IsZero() {
+		updated = normalTime(a.UpdatedAt)
+	}
+	var r agentRow
+	err = s.db.GetContext(ctx, &r, s.db.Rebind(
+		`INSERT INTO agents (slug, name, owner_id, status, tool_policy, created_at, updated_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING `+agentColumns),
+		a.Slug, a.Name, a.OwnerID, a.Status, tp, s.timeArg(created), s.timeArg(updated))
+	if isForeignKeyViolation(err) {
+		return Agent{}, fmt.Errorf("store: %s: owner %d: %w", op, a.OwnerID, ErrNotFound)
+	}
+	if err != nil {
+		return Agent{}, dbError(op, err)
+	}
+	return r.agent()
+}
+
+// GetAgent returns the agent with id.
+func (s *SQL) GetAgent(ctx context.Context, id int64) (Agent, error) {
+	return s.getAgent(ctx, fmt.Sprintf("get agent %d", id), `SELECT `+agentColumns+` FROM agents WHERE id = ?`, id)
+}
+
+// GetAgentBySlug returns the agent with slug.
+func (s *SQL) GetAgentBySlug(ctx context.Context, slug string) (Agent, error) {
+	return s.getAgent(ctx, fmt.Sprintf("get agent %q", slug), `SELECT `+agentColumns+` FROM agents WHERE slug = ?`, slug)
+}
+
+func (s *SQL) getAgent(ctx context.Context, op, query string, arg any) (Agent, error) {
+	var r agentRow
+	if err := s.db.GetContext(ctx, &r, s.db.Rebind(query), arg); err != nil {
+		return Agent{}, dbError(op, err)
+	}
+	return r.agent()
+}
+
+// ListAgents returns the agents q selects, ordered by id.
+func (s *SQL) ListAgents(ctx context.Context, q AgentQuery) ([]Agent, error) {
+	var where []string
+	var args []any
+	if !q.All {
+		var either []string
+		if q.OwnerID != 0 {
+			either, args = append(either, "owner_id = ?"), append(args, q.OwnerID)
+		}
+		if len(q.OrPrincipals) > 0 {
+			either = append(either, "EXISTS (SELECT 1 FROM agent_grants g WHERE g.agent_id = agents.id AND g.principal IN (?))")
+			args = append(args, q.OrPrincipals)
+		}
+		if len(either) == 0 {
+			return []Agent{}, nil // no filter and not All: fail closed
+		}
+		where = append(where, "("+strings.Join(either, " OR ")+")")
+	}
+	if q.AfterID > 0 {
+		where, args = append(where, "id > ?"), append(args, q.AfterID)
+	}
+	query := `SELECT ` + agentColumns + ` FROM agents`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	query += ` ORDER BY id`
+	if q.Limit > 0 {
+		query, args = query+` LIMIT ?`, append(args, q.Limit)
+	}
+	query, args, err := sqlx.In(query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list agents: %w", err)
+	}
+	var rows []agentRow
+	if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(query), args...); err != nil {
+		return nil, dbError("list agents", err)
+	}
+	return agentsFromRows(rows)
+}
+
+// UpdateAgent applies p to the agent with id, sets updated_at to now and
+// returns the result.
+func (s *SQL) UpdateAgent(ctx context.Context, id int64, p AgentPatch) (Agent, error) {
+	op := fmt.Sprintf("update agent %d", id)
+	sets := []string{"updated_at = ?"}
+	args := []any{s.timeArg(s.now())}
+	if p.Name != nil {
+		sets, args = append(sets, "name = ?"), append(args, *p.Name)
+	}
+	if p.Status != nil {
+		sets, args = append(sets, "status = ?"), append(args, *p.Status)
+	}
+	switch {
+	case p.ClearToolPolicy:
+		sets, args = append(sets, "tool_policy = ?"), append(args, nil)
+	case p.ToolPolicy != nil:
+		tp, err := marshalToolPolicy(p.ToolPolicy)
+		if err != nil {
+			return Agent{}, fmt.Errorf("store: %s: tool policy: %w", op, err)
+		}
+		sets, args = append(sets, "tool_policy = ?"), append(args, tp)
+	}
+	var r agentRow
+	query := `UPDATE agents SET ` + strings.Join(sets, ", ") + ` WHERE id = ? RETURNING ` + agentColumns
+	if err := s.db.GetContext(ctx, &r, s.db.Rebind(query), append(args, id)...); err != nil {
+		return Agent{}, dbError(op, err)
+	}
+	return r.agent()
+}
+
+// DeleteAgent removes the agent, its grants and its tokens in one
+// transaction. The foreign keys cascade too; deleting explicitly keeps the
+// rule visible and independent of the schema.
+func (s *SQL) DeleteAgent(ctx context.Context, id int64) error {
+	op := fmt.Sprintf("delete agent %d", id)
+	return s.inTx(ctx, op, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM agent_grants WHERE agent_id = ?`), id); err != nil {
+			return dbError(op+": grants", err)
+		}
+		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM agent_tokens WHERE agent_id = ?`), id); err != nil {
+			return dbError(op+": tokens", err)
+		}
+		res, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM agents WHERE id = ?`), id)
+		if err != nil {
+			return dbError(op, err)
+		}
+		return expectOneRow(op, res)
+	})
+}

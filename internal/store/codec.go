@@ -1,0 +1,132 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// dbTime scans a timestamp column from either dialect: lib/pq yields a
+// time.Time, SQLite the text written by sqliteTime. Valid is false for NULL.
+type dbTime struct {
+	T     time.Time
+	Valid bool
+}
+
+// Scan implements sql.Scanner.
+func (d *dbTime) Scan(v any) error {
+	switch x := v.(type) {
+	case nil:
+		*d = dbTime{}
+		return nil
+	case time.Time:
+		*d = dbTime{T: x.UTC(), Valid: true}
+		return nil
+	case string:
+		return d.parse(x)
+	case []byte:
+		return d.parse(string(x))
+	}
+	return fmt.Errorf("store: cannot scan %T into a timestamp", v)
+}
+
+func (d *dbTime) parse(s string) error {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("store: bad stored timestamp %q: %w", s, err)
+	}
+	*d = dbTime{T: t.UTC(), Valid: true}
+	return nil
+}
+
+// ptr returns the timestamp as an optional value.
+func (d dbTime) ptr() *time.Time {
+	if !d.Valid {
+		return nil
+	}
+	t := d.T
+	return &t
+}
+
+// orNow returns t normalised for storage, or now when t is zero.
+func orNow(t time.Time, now func() time.Time) time.Time {
+	if t.IsZero() {
+		t = now()
+	}
+	return normalTime(t)
+}
+
+// normalPtr normalises an optional timestamp for storage.
+func normalPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	n := normalTime(*t)
+	return &n
+}
+
+// marshalStrings encodes a list as a JSON array; nil becomes "[]".
+func marshalStrings(list []string) (string, error) {
+	if list == nil {
+		list = []string{}
+	}
+	b, err := json.Marshal(list)
+	return string(b), err
+}
+
+// unmarshalStrings decodes a stored JSON array; the result is never nil.
+func unmarshalStrings(s string) ([]string, error) {
+	out := []string{}
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = []string{}
+	}
+	return out, nil
+}
+
+// marshalToolPolicy encodes an optional tool policy; nil stays SQL NULL.
+func marshalToolPolicy(p *ToolPolicy) (*string, error) {
+	if p == nil {
+		return nil, nil
+	}
+	c := *p
+	if c.Tools == nil {
+		c.Tools = []string{}
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	return &s, nil
+}
+
+// unmarshalToolPolicy decodes a stored tool policy; NULL is nil.
+func unmarshalToolPolicy(s *string) (*ToolPolicy, error) {
+	if s == nil {
+		return nil, nil
+	}
+	var p ToolPolicy
+	if err := json.Unmarshal([]byte(*s), &p); err != nil {
+		return nil, err
+	}
+	if p.Tools == nil {
+		p.Tools = []string{}
+	}
+	return &p, nil
+}
+
+// unmarshalCapabilities decodes a stored token ceiling: NULL is nil (the
+// owner's ceiling), "[]" an empty, non-nil list (nothing).
+func unmarshalCapabilities(s *string) (*[]string, error) {
+	if s == nil {
+		return nil, nil
+	}
+	list, err := unmarshalStrings(*s)
+	if err != nil {
+		return nil, err
+	}
+	return &list, nil
+}

@@ -1,0 +1,78 @@
+package store
+
+import (
+	"time"
+
+	"github.com/pressly/goose/v3"
+)
+
+// dialect holds everything that differs between PostgreSQL and SQLite. The
+// queries themselves are shared: they use "?" placeholders that sqlx rebinds
+// for the connected database.
+type dialect struct {
+	// name appears in error messages and selects the migrations directory.
+	name string
+	// driver is the database/sql driver name.
+	driver string
+	// bindName is the driver name sqlx knows for this placeholder style
+	// (modernc.org/sqlite registers "sqlite", which sqlx does not know).
+	bindName string
+	// goose is the migration dialect.
+	goose goose.Dialect
+	// timeArg encodes a timestamp as a query argument.
+	timeArg func(time.Time) any
+	// maxOpenConns bounds the connection pool; 0 leaves it unbounded.
+	maxOpenConns int
+}
+
+var postgresDialect = dialect{
+	name:     "postgres",
+	driver:   "postgres",
+	bindName: "postgres",
+	goose:    goose.DialectPostgres,
+	timeArg:  postgresTime,
+	// A few dozen connections per replica is plenty; the server is the
+	// shared resource.
+	maxOpenConns: 32,
+}
+
+var sqliteDialect = dialect{
+	name:     "sqlite",
+	driver:   "sqlite",
+	bindName: "sqlite3",
+	goose:    goose.DialectSQLite3,
+	timeArg:  sqliteTime,
+	// SQLite has one writer at a time. One pooled connection serialises
+	// this process's statements in Go instead of letting concurrent
+	// writers race for the file lock; busy_timeout and BEGIN IMMEDIATE
+	// (see sqliteDSN) cover other processes such as the CLI.
+	maxOpenConns: 1,
+}
+
+// sqliteTimeLayout is fixed width (always nine fractional digits, always
+// "Z") so that SQLite's text comparison orders timestamps chronologically.
+const sqliteTimeLayout = "2006-01-02T15:04:05.000000000Z"
+
+// normalTime is the form in which every timestamp is stored: UTC, truncated
+// to microseconds (PostgreSQL's precision), so both stores round-trip the
+// same value.
+func normalTime(t time.Time) time.Time {
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// postgresTime passes a timestamp to lib/pq, which sends it as timestamptz.
+func postgresTime(t time.Time) any { return normalTime(t) }
+
+// sqliteTime encodes a timestamp as sortable UTC text.
+func sqliteTime(t time.Time) any { return normalTime(t).Format(sqliteTimeLayout) }
+
+// timeArg encodes a timestamp for the connected database.
+func (s *SQL) timeArg(t time.Time) any { return s.d.timeArg(t) }
+
+// nullTimeArg encodes an optional timestamp; nil becomes SQL NULL.
+func (s *SQL) nullTimeArg(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return s.d.timeArg(*t)
+}

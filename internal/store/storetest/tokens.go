@@ -1,0 +1,216 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/agentauthz/agentauthz/internal/store"
+)
+
+var tokenRules = []rule{
+	{"created token round-trips", func(t *testing.T, s store.Store) {
+		owner := mustUser(t, s, "ada")
+		a := mustAgent(t, s, owner.ID, "bot")
+		in := store.Token{
+			AgentID: a.ID, Hash: hash("t1"), Prefix: "datamachine_bot_ab12", Label: "ci",
+			Capabilities: &[]string{"datamachine_chat"}, ExpiresAt: ptr(at(time.Hour)), CreatedAt: at(0),
+		}
+		got, err := s.CreateToken(ctx(t), in)
+		noErr(t, "CreateToken", err)
+		if got.ID <= 0 {
+			t.Fatalf("CreateToken assigned id %d, want > 0", got.ID)
+		}
+		want := in
+		want.ID = got.ID
+		equal(t, "created", got, want)
+		list, err := s.ListTokens(ctx(t), a.ID)
+		noErr(t, "ListTokens", err)
+		equal(t, "listed", list, []store.Token{want})
+	}},
+	{"null and empty capabilities round-trip distinctly", func(t *testing.T, s store.Store) {
+		owner := mustUser(t, s, "ada")
+		a := mustAgent(t, s, owner.ID, "bot")
+		var nilSlice []string
+		cases := []struct {
+			name string
+			in   *[]string
+			want *[]string
+		}{
+			{"null is the owner's ceiling", nil, nil},
+			{"empty list is nothing", &[]string{}, &[]string{}},
+			{"nil slice behind a pointer is nothing", &nilSlice, &[]string{}},
+			{"list keeps its order", &[]string{"b", "a"}, &[]string{"b", "a"}},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				created, err := s.CreateToken(ctx(t), store.Token{AgentID: a.ID, Hash: hash(c.name), Capabilities: c.in})
+				noErr(t, "CreateToken", err)
+				equal(t, "created", created.Capabilities, c.want)
+				r, err := s.ResolveTokenHash(ctx(t), hash(c.name))
+				noErr(t, "ResolveTokenHash", err)
+				equal(t, "resolved", r.Token.Capabilities, c.want)
+			})
+		}
+		list, err := s.ListTokens(ctx(t), a.ID)
+		noErr(t, "ListTokens", err)
+		for i, c := range cases {
+			equal(t, "listed "+c.name, list[i].Capabilities, c.want)
+		}
+	}},
+	{"duplicate token hash is a conflict", func(t *testing.T, s store.Store) {
+		owner := mustUser(t, s, "ada")
+		a := mustAgent(t, s, owner.ID, "a")
+		b := mustAgent(t, s, owner.ID, "b")
+		mustToken(t, s, a.ID, "same")
+		_, err := s.CreateToken(ctx(t), store.Token{AgentID: b.ID, Hash: hash("same")})
+		isErr(t, "CreateToken with a stored hash", err, store.ErrConflict)
+	}},
+	{"token for a missing agent is not found", func(t *testing.T, s store.Store) {
+		_, err := s.CreateToken(ctx(t), store.Token{AgentID: 4242, Hash: hash("x")})
+		isErr(t, "CreateToken", err, store.ErrNotFound)
+	}},
+	{"resolve returns token, agent and owner", func(t *testing.T, s store.Store) {
+		owner := mustUser(t, s, "ada")
+		a := mustAgent(t, s, owner.ID, "bot")
+		tok := mustToken(t, s, a.ID, "t1")
+		mustToken(t, s, a.ID, "t2")
+		got, err := s.ResolveTokenHash(ctx(t), hash("t1"))
+		noErr(t, "ResolveTokenHash", err)
+		equal(t, "resolved", got, store.Resolved{Token: tok, Agent: a, Owner: &owner})
+	}},
+	{"unknown hash is not found", func(t *testing.T, s store.Store) {
+		_, err := s.ResolveTokenHash(ctx(t), hash("never stored"))
+		isErr(t, "ResolveTokenHash", err, store.ErrNotFound)
+	}},
+	{"missing owner resolves with a nil owner", func(t *testing.T, s store.Store) {
+		remover, ok := s.(OwnerRemover)
+		if !ok {
+			t.Skip("store under test cannot remove an owner row behind its foreign key")
+		}
+		owner := mustUser(t, s, "ada")
+		a := mustAgent(t, s, owner.ID, "bot")
+		tok := mustToken(t, s, a.ID, "t1")
+		noErr(t, "RemoveOwnerRow", remover.RemoveOwnerRow(ctx(t), owner.ID))
+		got, err := s.ResolveTokenHash(ctx(t), hash("t1"))
+		noErr(t, "ResolveTokenHash", err)
+		equal(t, "resolved", got, store.Resolved{Token: tok, Agent: a, Owner: nil})
+	}},
+	{"token of another agent is not found on revoke", func(t *testing.T, s store.Store) {
+		owner := mustUser(t, s, "ada")
+		a := mustAgent(t, s, owner.ID, "a")
+		b := mustAgent(t, s, owner.ID, "b")
+		tok := mustToken(t, s, a.ID, "t1")
+		_, err := s.RevokeToken(ctx(t), b.ID, tok.ID, at(0))
+		isErr(t, "RevokeToken through the wrong agent", err, store.ErrNotFound)
+		r, err := s.ResolveTokenHash(ctx(t), hash("t1"))
+		noErr(t, "ResolveTokenHash", err)
+		if r.Token.RevokedAt != nil {
+			t.Errorf("token revoked through another agent: revoked_at %v", r.Token.RevokedAt)
+		}
+	}},
+	{"missing token is not found on revoke", func(t *testing.T, s store.Store) {
+		owner := mustUser(t, s, "ada")
+		a := mustAgent(t, s, owner.ID, "a")
+		_, err := s.RevokeToken(ctx(t), a.ID, 4242, at(0))
+		isErr(t, "RevokeToken", err, store.ErrNotFound)
+	}},
+	{"revoked token keeps its row", func(t *testing.T, s store.Store) {
+		owner := mustUser(t, s, "ada")
+		a := mustAgent(t, s, owner.ID, "bot")
+		tok := mustToken(t, s, a.ID, "t1")
+		got, err := s.RevokeToken(ctx(t), a.ID, tok.ID, at(time.Minute))
+		noErr(t, "RevokeToken", err)
+		want := tok
+		want.RevokedAt = ptr(at(time.Minute))
+		equal(t, "revoked", got, want)
+		list, err := s.ListTokens(ctx(t), a.ID)
+		noErr(t, "ListTokens", err)
+		equal(t, "listed", list, []store.Token{want})
+		r, err := s.ResolveTokenHash(ctx(t), hash("t1"))
+		noErr(t, "ResolveTokenHash", err)
+		equal(t, "resolved", r.Token, want)
+	}},
+	{"revoking twice keeps the first revoked_at", func(t *testing.T, s store.Store) {
+		owner := mustUser(t, s, "ada")
+		a := mustAgent(t, s, owner.ID, "bot")
+		tok := mustToken(t, s, a.ID, "t1")
+		_, err := s.RevokeToken(ctx(t), a.ID, tok.ID, at(time.Minute))
+		noErr(t, "first RevokeToken", err)
+		got, err := s.RevokeToken(ctx(t), a.ID, tok.ID, at(time.Hour))
+		noErr(t, "second RevokeToken", err)
+		equal(t, "revoked_at", got.RevokedAt, ptr(at(time.Minute)))
+	}},
+	{"revoke all revokes and counts only live tokens", func(t *testing.T, s store.Store) {
+		owner := mustUser(t, s, "ada")
+		a := mustAgent(t, s, owner.ID, "a")
+		other := mustAgent(t, s, owner.ID, "other")
+		early := mustToken(t, s, a.ID, "early")
+		mustToken(t, s, a.ID, "live1")
+		mustToken(t, s, a.ID, "live2")
+		mustToken(t, s, other.ID, "other")
+		_, err := s.RevokeToken(ctx(t), a.ID, early.ID, at(0))
+		noErr(t, "RevokeToken", err)
+		n, err := s.RevokeAllTokens(ctx(t), a.ID, at(time.Hour))
+		noErr(t, "RevokeAllTokens", err)
+		equal(t, "revoked count", n, 2)
+		list, err := s.ListTokens(ctx(t), a.ID)
+		noErr(t, "ListTokens", err)
+		want := map[string]*time.Time{"early": ptr(at(0)), "live1": ptr(at(time.Hour)), "live2": ptr(at(time.Hour))}
+		for _, tok := range list {
+			equal(t, "revoked_at of "+tok.Label, tok.RevokedAt, want[tok.Label])
+		}
+		r, err := s.ResolveTokenHash(ctx(t), hash("other"))
+		noErr(t, "ResolveTokenHash", err)
+		if r.Token.RevokedAt != nil {
+			t.Error("RevokeAllTokens revoked another agent's token")
+		}
+		n, err = s.RevokeAllTokens(ctx(t), a.ID, at(2*time.Hour))
+		noErr(t, "second RevokeAllTokens", err)
+		equal(t, "second revoked count", n, 0)
+	}},
+	{"revoke all on a missing agent is not found", func(t *testing.T, s store.Store) {
+		_, err := s.RevokeAllTokens(ctx(t), 4242, at(0))
+		isErr(t, "RevokeAllTokens", err, store.ErrNotFound)
+	}},
+	{"touch never moves last_used_at backwards", func(t *testing.T, s store.Store) {
+		owner := mustUser(t, s, "ada")
+		a := mustAgent(t, s, owner.ID, "bot")
+		t1 := mustToken(t, s, a.ID, "t1")
+		t2 := mustToken(t, s, a.ID, "t2")
+		t3 := mustToken(t, s, a.ID, "t3")
+		noErr(t, "first TouchTokens", s.TouchTokens(ctx(t), map[int64]time.Time{t1.ID: at(time.Hour), t2.ID: at(time.Hour)}))
+		// t1 older (ignored), t2 newer (applied), t3 first use, 4242 unknown (ignored).
+		noErr(t, "second TouchTokens", s.TouchTokens(ctx(t), map[int64]time.Time{
+			t1.ID: at(time.Minute), t2.ID: at(2 * time.Hour), t3.ID: at(time.Second), 4242: at(0),
+		}))
+		list, err := s.ListTokens(ctx(t), a.ID)
+		noErr(t, "ListTokens", err)
+		want := map[int64]*time.Time{t1.ID: ptr(at(time.Hour)), t2.ID: ptr(at(2 * time.Hour)), t3.ID: ptr(at(time.Second))}
+		for _, tok := range list {
+			equal(t, tok.Label+" last_used_at", tok.LastUsedAt, want[tok.ID])
+		}
+	}},
+	{"touch orders sub-second timestamps correctly", func(t *testing.T, s store.Store) {
+		owner := mustUser(t, s, "ada")
+		a := mustAgent(t, s, owner.ID, "bot")
+		tok := mustToken(t, s, a.ID, "t1")
+		// Whole and fractional seconds of the same second, and fractions of
+		// different lengths, must compare as times, not as text.
+		base := time.Date(2025, 1, 1, 10, 0, 0, 0, time.UTC)
+		steps := []struct{ touch, want time.Time }{
+			{base, base},
+			{base.Add(500 * time.Millisecond), base.Add(500 * time.Millisecond)},
+			{base.Add(250 * time.Millisecond), base.Add(500 * time.Millisecond)},
+			{base.Add(time.Second), base.Add(time.Second)},
+		}
+		for _, st := range steps {
+			noErr(t, "TouchTokens", s.TouchTokens(ctx(t), map[int64]time.Time{tok.ID: st.touch}))
+			r, err := s.ResolveTokenHash(ctx(t), hash("t1"))
+			noErr(t, "ResolveTokenHash", err)
+			equal(t, "last_used_at after touching "+st.touch.Format(time.RFC3339Nano), r.Token.LastUsedAt, ptr(st.want))
+		}
+	}},
+	{"touching nothing is a no-op", func(t *testing.T, s store.Store) {
+		noErr(t, "TouchTokens(nil)", s.TouchTokens(ctx(t), nil))
+	}},
+}

@@ -1,0 +1,90 @@
+package storetest
+
+import (
+	"testing"
+
+	"github.com/agentauthz/agentauthz/internal/store"
+)
+
+var userRules = []rule{
+	{"created user round-trips", func(t *testing.T, s store.Store) {
+		in := store.User{Login: "ada", Name: "Ada", Roles: []string{"editor", "author"}, Status: store.StatusDisabled, CreatedAt: at(0)}
+		got, err := s.CreateUser(ctx(t), in)
+		noErr(t, "CreateUser", err)
+		if got.ID <= 0 {
+			t.Fatalf("CreateUser assigned id %d, want > 0", got.ID)
+		}
+		want := in
+		want.ID = got.ID
+		equal(t, "created", got, want)
+		byID, err := s.GetUser(ctx(t), got.ID)
+		noErr(t, "GetUser", err)
+		equal(t, "GetUser", byID, want)
+		byLogin, err := s.GetUserByLogin(ctx(t), "ada")
+		noErr(t, "GetUserByLogin", err)
+		equal(t, "GetUserByLogin", byLogin, want)
+	}},
+	{"new user defaults to active with no roles", func(t *testing.T, s store.Store) {
+		u, err := s.CreateUser(ctx(t), store.User{Login: "bob"})
+		noErr(t, "CreateUser", err)
+		equal(t, "status", u.Status, store.StatusActive)
+		equal(t, "roles", u.Roles, []string{})
+		if u.CreatedAt.IsZero() {
+			t.Error("CreatedAt is zero, want now")
+		}
+	}},
+	{"duplicate login is a conflict", func(t *testing.T, s store.Store) {
+		mustUser(t, s, "ada")
+		_, err := s.CreateUser(ctx(t), store.User{Login: "ada"})
+		isErr(t, "second CreateUser", err, store.ErrConflict)
+	}},
+	{"missing user is not found", func(t *testing.T, s store.Store) {
+		_, err := s.GetUser(ctx(t), 4242)
+		isErr(t, "GetUser", err, store.ErrNotFound)
+		_, err = s.GetUserByLogin(ctx(t), "nobody")
+		isErr(t, "GetUserByLogin", err, store.ErrNotFound)
+		_, err = s.UpdateUser(ctx(t), 4242, store.UserPatch{Name: ptr("x")})
+		isErr(t, "UpdateUser", err, store.ErrNotFound)
+		_, err = s.UpdateUser(ctx(t), 4242, store.UserPatch{})
+		isErr(t, "empty UpdateUser", err, store.ErrNotFound)
+	}},
+	{"update user changes only patched fields", func(t *testing.T, s store.Store) {
+		u := mustUser(t, s, "ada")
+		got, err := s.UpdateUser(ctx(t), u.ID, store.UserPatch{Roles: &[]string{"administrator"}})
+		noErr(t, "UpdateUser roles", err)
+		want := u
+		want.Roles = []string{"administrator"}
+		equal(t, "after roles patch", got, want)
+		got, err = s.UpdateUser(ctx(t), u.ID, store.UserPatch{Name: ptr("Ada L."), Status: ptr(store.StatusDisabled)})
+		noErr(t, "UpdateUser name+status", err)
+		want.Name, want.Status = "Ada L.", store.StatusDisabled
+		equal(t, "after name+status patch", got, want)
+		stored, err := s.GetUser(ctx(t), u.ID)
+		noErr(t, "GetUser", err)
+		equal(t, "stored", stored, want)
+	}},
+	{"roles can be emptied", func(t *testing.T, s store.Store) {
+		u := mustUser(t, s, "ada")
+		got, err := s.UpdateUser(ctx(t), u.ID, store.UserPatch{Roles: &[]string{}})
+		noErr(t, "UpdateUser", err)
+		equal(t, "roles", got.Roles, []string{})
+	}},
+	{"unknown user status is invalid", func(t *testing.T, s store.Store) {
+		_, err := s.CreateUser(ctx(t), store.User{Login: "ada", Status: "superuser"})
+		isErr(t, "CreateUser", err, store.ErrInvalid)
+		u := mustUser(t, s, "bob")
+		_, err = s.UpdateUser(ctx(t), u.ID, store.UserPatch{Status: ptr(store.StatusInactive)})
+		isErr(t, "UpdateUser to an agent-only status", err, store.ErrInvalid)
+	}},
+	{"users are listed by id", func(t *testing.T, s store.Store) {
+		empty, err := s.ListUsers(ctx(t))
+		noErr(t, "ListUsers on empty store", err)
+		equal(t, "empty", len(empty), 0)
+		c := mustUser(t, s, "carol")
+		a := mustUser(t, s, "ada")
+		b := mustUser(t, s, "bob")
+		got, err := s.ListUsers(ctx(t))
+		noErr(t, "ListUsers", err)
+		equal(t, "users", got, []store.User{c, a, b})
+	}},
+}

@@ -1,0 +1,134 @@
+# METADATA
+# description: |
+#   The decision entrypoint. Go gathers the facts into input; this package
+#   checks that input is well formed, then joins the denials of the ability
+#   table (package abilities) and of the runtime actions (package actions)
+#   into one decision document. The decision is always defined: odd input
+#   yields a denial with denied_by ["input"], never an error or undefined.
+package agentauthz.main
+
+import data.agentauthz.abilities
+import data.agentauthz.access
+import data.agentauthz.actions
+import data.agentauthz.ceilings
+import data.agentauthz.config
+
+# METADATA
+# title: decision
+# description: |
+#   {allow, role, denied_by, reasons} for every ability, plus capabilities
+#   (whoami) or accessible and scope (list-accessible-agents).
+# entrypoint: true
+default decision := {
+	"allow": false,
+	"role": null,
+	"denied_by": ["input"],
+	"reasons": ["the request could not be decided"],
+}
+
+decision := {
+	"allow": false,
+	"role": null,
+	"denied_by": ["input"],
+	"reasons": sort(input_problems),
+} if {
+	count(input_problems) > 0
+} else := object.union(verdict, extras)
+
+denials := abilities.denials | actions.denials
+
+verdict := {
+	"allow": count(denials) == 0,
+	"role": access.role,
+	"denied_by": sort({denial.by | some denial in denials}),
+	# a set iterates in sorted order, so reasons line up with denied_by
+	"reasons": [denial.reason | some denial in denials],
+}
+
+extras := {"capabilities": ceilings.effective_capabilities} if {
+	input.ability == "whoami"
+} else := {"accessible": access.accessible, "scope": access.scope} if {
+	input.ability == "list-accessible-agents"
+} else := {}
+
+principal_kinds := {"token", "user", "audience", "anonymous", "operator"}
+
+# input_problems names everything missing or malformed in input.
+input_problems contains "input.principal is missing or not an object" if not is_object(input.principal)
+
+input_problems contains "input.ability is missing or not a string" if not is_string(input.ability)
+
+input_problems contains sprintf("principal.kind %v is not one of anonymous, audience, operator, token, user", [kind]) if {
+	kind := object.get(input.principal, "kind", null)
+	not kind in principal_kinds
+}
+
+input_problems contains "a token principal needs principal.token with agent_id and capabilities (null or a list of names)" if {
+	input.principal.kind == "token"
+	not well_formed_token(input.principal.token)
+}
+
+input_problems contains "a user or token principal needs principal.user (an object)" if {
+	access.acts_as_user
+	not is_object(input.principal.user)
+}
+
+input_problems contains "principal.audiences must be a list" if {
+	is_object(input.principal)
+	not is_array(object.get(input.principal, "audiences", []))
+}
+
+input_problems contains "input.grants must be a list" if {
+	is_object(input)
+	not is_array(object.get(input, "grants", []))
+}
+
+input_problems contains "authorize needs input.action (a string)" if {
+	input.ability == "authorize"
+	not is_string(input.action)
+}
+
+input_problems contains "input.tool must be a string" if {
+	is_object(input)
+	not valid_tool(object.get(input, "tool", null))
+}
+
+input_problems contains sprintf("%s needs input.agent (an object)", [input.ability]) if {
+	agent_scoped
+	not is_object(input.agent)
+}
+
+input_problems contains sprintf("minimum_role %v is not an agent role", [access.minimum_role]) if {
+	input.ability in {"can-access-agent", "list-accessible-agents"}
+	not access.rank(access.minimum_role)
+}
+
+input_problems contains "list-accessible-agents needs input.agents to be a list" if {
+	input.ability == "list-accessible-agents"
+	not is_array(object.get(input, "agents", []))
+}
+
+input_problems contains "create-agent-token needs token_request.capabilities to be null or a list of names" if {
+	input.ability == "create-agent-token"
+	not ceilings.valid_ceiling(object.get(input, ["token_request", "capabilities"], null))
+}
+
+input_problems contains "create-agent needs resource.owner_id" if {
+	input.ability == "create-agent"
+	not input.resource.owner_id
+}
+
+well_formed_token(token) if {
+	token.agent_id
+	ceilings.valid_ceiling(object.get(token, "capabilities", false))
+}
+
+valid_tool(tool) if tool == null
+
+valid_tool(tool) if is_string(tool)
+
+agent_scoped if input.ability == "authorize"
+
+agent_scoped if input.ability == "can-access-agent"
+
+agent_scoped if is_string(config.abilities[input.ability].min_role)

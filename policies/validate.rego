@@ -1,0 +1,130 @@
+# METADATA
+# description: |
+#   Checks the bundle's configuration data before the engine activates it.
+#   Every entry of errors is one sentence about data.agentauthz.config; a
+#   non-empty set makes the engine reject the bundle and keep the old one.
+package agentauthz.validate
+
+import data.agentauthz.config
+
+# METADATA
+# title: errors
+# description: the set of problems in data.agentauthz.config; empty when the bundle is usable.
+# entrypoint: true
+errors contains "data.agentauthz.config is missing or not an object" if not is_object(config)
+
+# The settings every decision reads, and the JSON type each must have.
+setting_types := {
+	"implies_all_capability": "string",
+	"site_admins_are_agent_admins": "boolean",
+	"token_reach": "string",
+	"operator_is_superuser": "boolean",
+}
+
+errors contains "config.settings is missing or not an object" if not is_object(config.settings)
+
+errors contains sprintf("config.settings.%s is missing", [key]) if {
+	is_object(config.settings)
+	some key, _ in setting_types
+	not key in object.keys(config.settings)
+}
+
+errors contains sprintf("config.settings.%s must be a %s", [key, want]) if {
+	some key, want in setting_types
+	type_name(config.settings[key]) != want
+}
+
+errors contains sprintf("config.settings.token_reach must be \"agent\" or \"owner\", not %q", [reach]) if {
+	reach := config.settings.token_reach
+	is_string(reach)
+	not reach in {"agent", "owner"}
+}
+
+errors contains "config.agent_roles must be a non-empty object of role ranks" if not non_empty_object(config.agent_roles)
+
+errors contains sprintf("config.agent_roles.%s must be a number", [name]) if {
+	some name, r in config.agent_roles
+	not is_number(r)
+}
+
+# The policy names these two: "viewer" is the default minimum_role and
+# "admin" is what owners, site administrators and the operator hold.
+errors contains sprintf("config.agent_roles must define %q", [name]) if {
+	is_object(config.agent_roles)
+	some name in {"viewer", "admin"}
+	not name in object.keys(config.agent_roles)
+}
+
+errors contains "config.agent_roles ranks must be distinct" if {
+	count({r | some r in config.agent_roles}) != count(config.agent_roles)
+}
+
+errors contains sprintf("config.agent_roles.%s outranks admin; admin must be the highest role", [name]) if {
+	some name, r in config.agent_roles
+	r > config.agent_roles.admin
+}
+
+errors contains "config.roles must be an object" if not is_object(config.roles)
+
+errors contains sprintf("config.roles.%s must be an object of booleans", [name]) if {
+	some name, role in config.roles
+	not object_of_booleans(role)
+}
+
+# actions and abilities share one shape: {capability, min_role}.
+tables := {"actions", "abilities"}
+
+errors contains sprintf("config.%s must be an object", [table]) if {
+	some table in tables
+	not is_object(config[table])
+}
+
+errors contains sprintf("config.%s.%s must be an object", [table, name]) if {
+	some table in tables
+	some name, entry in config[table]
+	not is_object(entry)
+}
+
+errors contains sprintf("config.%s.%s is missing %s", [table, name, key]) if {
+	some table in tables
+	some name, entry in config[table]
+	is_object(entry)
+	some key in {"capability", "min_role"}
+	not key in object.keys(entry)
+}
+
+errors contains sprintf("config.%s.%s.capability must be a string or null", [table, name]) if {
+	some table in tables
+	some name, entry in config[table]
+	cap := entry.capability
+	not is_string(cap)
+	cap != null
+}
+
+errors contains sprintf("config.%s.%s.min_role %v is not an agent role", [table, name, min_role]) if {
+	some table in tables
+	some name, entry in config[table]
+	min_role := entry.min_role
+	not valid_min_role(table, min_role)
+}
+
+# An action always runs on an agent, so it needs a role there; an ability
+# with min_role null is not agent-scoped.
+valid_min_role(_, min_role) if {
+	is_string(min_role)
+	min_role in object.keys(config.agent_roles)
+}
+
+valid_min_role("abilities", null)
+
+non_empty_object(x) if {
+	is_object(x)
+	count(x) > 0
+}
+
+object_of_booleans(x) if {
+	is_object(x)
+	every held in x {
+		is_boolean(held)
+	}
+}
