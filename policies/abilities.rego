@@ -32,8 +32,8 @@ denials contains {"by": "token_ceiling", "reason": sprintf("token ceiling does n
 }
 
 denials contains {"by": "capability", "reason": sprintf("%s requires the capability %s", [input.ability, cap])} if {
-	input.principal.kind != "token"
 	cap := required_capability
+	input.principal.kind != "token"
 	not ceilings.principal_has(cap)
 }
 

@@ -9,17 +9,19 @@ package agentauthz.ceilings
 import data.agentauthz.config
 
 # user_has(user, cap) is the owner ceiling: an active user holds cap when one
-# of its roles holds cap or the implies-all capability. Unknown roles grant nothing.
+# of its roles holds cap or the implies-all capability (WordPress's
+# manage_options stands for every capability). Unknown roles grant nothing.
 user_has(user, cap) if {
 	user.status == "active"
 	some name in user.roles
-	role_holds(config.roles[name], cap)
+	config.roles[name][cap] == true
 }
 
-role_holds(role, cap) if role[cap] == true
-
-# The implies-all capability (WordPress's manage_options) stands for every capability.
-role_holds(role, _) if role[config.settings.implies_all_capability] == true
+user_has(user, _) if {
+	user.status == "active"
+	some name in user.roles
+	config.roles[name][config.settings.implies_all_capability] == true
+}
 
 # owner_has(cap): the acting user (a token's owner, or the user itself) holds cap.
 owner_has(cap) if user_has(input.principal.user, cap)

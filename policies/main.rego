@@ -33,7 +33,11 @@ decision := {
 	"reasons": sort(input_problems),
 } if {
 	count(input_problems) > 0
-} else := object.union(verdict, extras)
+} else := object.union(verdict, {"capabilities": ceilings.effective_capabilities}) if {
+	input.ability == "whoami"
+} else := object.union(verdict, {"accessible": access.accessible, "scope": access.scope}) if {
+	input.ability == "list-accessible-agents"
+} else := verdict
 
 denials := abilities.denials | actions.denials
 
@@ -45,23 +49,21 @@ verdict := {
 	"reasons": [denial.reason | some denial in denials],
 }
 
-extras := {"capabilities": ceilings.effective_capabilities} if {
-	input.ability == "whoami"
-} else := {"accessible": access.accessible, "scope": access.scope} if {
-	input.ability == "list-accessible-agents"
-} else := {}
-
-principal_kinds := {"token", "user", "audience", "anonymous", "operator"}
-
-# input_problems names everything missing or malformed in input.
+# input_problems names everything missing or malformed in input. Each rule
+# tests its cheapest, most often false condition first: this runs on every
+# decision. Malformed grants or audiences need no rule: they match nothing,
+# which only ever takes access away.
 input_problems contains "input.principal is missing or not an object" if not is_object(input.principal)
 
 input_problems contains "input.ability is missing or not a string" if not is_string(input.ability)
 
 input_problems contains sprintf("principal.kind %v is not one of anonymous, audience, operator, token, user", [kind]) if {
+	not principal_kinds[input.principal.kind]
+	is_object(input.principal)
 	kind := object.get(input.principal, "kind", null)
-	not kind in principal_kinds
 }
+
+principal_kinds := {"token": true, "user": true, "audience": true, "anonymous": true, "operator": true}
 
 input_problems contains "a token principal needs principal.token with agent_id and capabilities (null or a list of names)" if {
 	input.principal.kind == "token"
@@ -69,18 +71,8 @@ input_problems contains "a token principal needs principal.token with agent_id a
 }
 
 input_problems contains "a user or token principal needs principal.user (an object)" if {
-	access.acts_as_user
 	not is_object(input.principal.user)
-}
-
-input_problems contains "principal.audiences must be a list" if {
-	is_object(input.principal)
-	not is_array(object.get(input.principal, "audiences", []))
-}
-
-input_problems contains "input.grants must be a list" if {
-	is_object(input)
-	not is_array(object.get(input, "grants", []))
+	access.acts_as_user
 }
 
 input_problems contains "authorize needs input.action (a string)" if {
@@ -88,19 +80,26 @@ input_problems contains "authorize needs input.action (a string)" if {
 	not is_string(input.action)
 }
 
+# A tool that is not a string would slip past the tool policy: refuse it.
 input_problems contains "input.tool must be a string" if {
-	is_object(input)
-	not valid_tool(object.get(input, "tool", null))
+	tool := input.tool
+	tool != null
+	not is_string(tool)
 }
 
 input_problems contains sprintf("%s needs input.agent (an object)", [input.ability]) if {
-	agent_scoped
 	not is_object(input.agent)
+	agent_scoped
 }
 
 input_problems contains sprintf("minimum_role %v is not an agent role", [access.minimum_role]) if {
-	input.ability in {"can-access-agent", "list-accessible-agents"}
-	not access.rank(access.minimum_role)
+	input.ability == "can-access-agent"
+	not config.agent_roles[access.minimum_role]
+}
+
+input_problems contains sprintf("minimum_role %v is not an agent role", [access.minimum_role]) if {
+	input.ability == "list-accessible-agents"
+	not config.agent_roles[access.minimum_role]
 }
 
 input_problems contains "list-accessible-agents needs input.agents to be a list" if {
@@ -122,10 +121,6 @@ well_formed_token(token) if {
 	token.agent_id
 	ceilings.valid_ceiling(object.get(token, "capabilities", false))
 }
-
-valid_tool(tool) if tool == null
-
-valid_tool(tool) if is_string(tool)
 
 agent_scoped if input.ability == "authorize"
 

@@ -149,15 +149,26 @@ func (f *facts) input() ast.Value {
 // identities are the principal strings whose grants may concern p. It is a
 // superset gathered for the store query; the policy decides which count.
 func identities(p *principal.Principal) []string {
-	ids := make([]string, 0, 2+len(p.Audiences))
+	ids := make([]string, 0, 3+len(p.Audiences))
+	add := func(id string) {
+		for _, x := range ids {
+			if x == id {
+				return
+			}
+		}
+		ids = append(ids, id)
+	}
 	if p.User != nil {
-		ids = append(ids, "user:"+strconv.FormatInt(p.User.ID, 10))
+		add("user:" + strconv.FormatInt(p.User.ID, 10))
 	}
-	ids = append(ids, p.Audiences...)
+	for _, a := range p.Audiences {
+		add(a)
+	}
 	if p.Kind == principal.KindAudience || p.Kind == principal.KindAnonymous {
-		ids = append(ids, p.ID)
+		add(p.ID)
 	}
-	return append(ids, publicAudience)
+	add(publicAudience)
+	return ids
 }
 
 // publicAudience is the identity every caller has: grants to it are the

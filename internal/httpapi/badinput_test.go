@@ -73,7 +73,6 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 		{name: "a grant to an unknown user is user_not_found", method: "PUT", path: "/v1/agents/alpha/grants/user%3Aghost", body: `{"role":"viewer"}`, status: 404, code: "user_not_found"},
 		{name: "granting the owner is owner_access_implicit", method: "PUT", path: "/v1/agents/alpha/grants/user%3Aalice", body: `{"role":"viewer"}`, status: 409, code: "owner_access_implicit"},
 		{name: "removing a grant that does not exist is grant_not_found", method: "DELETE", path: "/v1/agents/alpha/grants/audience%3Aacme", status: 404, code: "grant_not_found"},
-		{name: "a badly percent-encoded principal is invalid_principal", method: "DELETE", path: "/v1/agents/alpha/grants/user%ZZ", status: 400, code: "invalid_principal"},
 		// agents
 		{name: "an invalid slug is invalid_slug", method: "POST", path: "/v1/agents", body: `{"slug":"Not A Slug"}`, status: 400, code: "invalid_slug"},
 		{name: "a missing slug is invalid_slug", method: "POST", path: "/v1/agents", body: `{"name":"x"}`, status: 400, code: "invalid_slug"},
@@ -108,6 +107,7 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			e := e.with(t)
 			before := e.snapshot()
 			opts := append([]reqOption{asUser("admin")}, c.opts...)
 			res := e.do(c.method, c.path, c.body, opts...)

@@ -50,6 +50,7 @@ func TestBearerTokenResolution(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			e := e.with(t)
 			opts := []reqOption{func(r *http.Request) {
 				for _, v := range c.auth {
 					r.Header.Add("Authorization", v)

@@ -1,7 +1,8 @@
 package httpapi
 
-// routes registers the whole API surface. /v1 runs the principal resolver
-// chain; handlers that need a caller answer 401 when there is none.
+// routes registers the whole API surface. Every /v1 operation runs the
+// principal resolver chain (auth); handlers that need a caller answer 401
+// when there is none. Health checks and the OpenAPI document are public.
 func (s *Server) routes() {
 	e, svc := s.e, s.deps.Service
 	dec := bodyDecoder{limit: s.cfg.BodyLimit}
@@ -11,27 +12,30 @@ func (s *Server) routes() {
 	e.GET("/readyz", readyz(s.deps.Ready, s.log))
 	e.GET("/v1/openapi.json", openAPIDocument())
 
-	v1 := e.Group("/v1", resolvePrincipal(s.deps.Principals, s.log))
+	// The resolver runs per route rather than as group middleware: echo
+	// answers a group's unmatched paths with 404 even for a known path with
+	// the wrong method, which must be 405.
+	v1, auth := e.Group("/v1"), resolvePrincipal(s.deps.Principals, s.log)
 
-	v1.POST("/authorize", authorize(svc, dec))
-	v1.GET("/whoami", whoami(svc))
+	v1.POST("/authorize", authorize(svc, dec), auth)
+	v1.GET("/whoami", whoami(svc), auth)
 
-	v1.GET("/agents", listAgents(svc))
-	v1.POST("/agents", createAgent(svc, dec))
-	v1.GET("/agents/:agent", showAgent(svc))
-	v1.PATCH("/agents/:agent", updateAgent(svc, dec))
-	v1.DELETE("/agents/:agent", deleteAgent(svc))
-	v1.GET("/agents/:agent/access", checkAccess(svc))
+	v1.GET("/agents", listAgents(svc), auth)
+	v1.POST("/agents", createAgent(svc, dec), auth)
+	v1.GET("/agents/:agent", showAgent(svc), auth)
+	v1.PATCH("/agents/:agent", updateAgent(svc, dec), auth)
+	v1.DELETE("/agents/:agent", deleteAgent(svc), auth)
+	v1.GET("/agents/:agent/access", checkAccess(svc), auth)
 
-	v1.GET("/agents/:agent/tokens", listTokens(svc))
-	v1.POST("/agents/:agent/tokens", createToken(svc, dec))
-	v1.DELETE("/agents/:agent/tokens/:token_id", revokeToken(svc))
+	v1.GET("/agents/:agent/tokens", listTokens(svc), auth)
+	v1.POST("/agents/:agent/tokens", createToken(svc, dec), auth)
+	v1.DELETE("/agents/:agent/tokens/:token_id", revokeToken(svc), auth)
 
-	v1.GET("/agents/:agent/grants", listGrants(svc))
-	v1.PUT("/agents/:agent/grants/:principal", putGrant(svc, dec))
-	v1.DELETE("/agents/:agent/grants/:principal", deleteGrant(svc))
+	v1.GET("/agents/:agent/grants", listGrants(svc), auth)
+	v1.PUT("/agents/:agent/grants/:principal", putGrant(svc, dec), auth)
+	v1.DELETE("/agents/:agent/grants/:principal", deleteGrant(svc), auth)
 
-	v1.GET("/users", listUsers(svc))
-	v1.POST("/users", createUser(svc, dec))
-	v1.PATCH("/users/:user", updateUser(svc, dec))
+	v1.GET("/users", listUsers(svc), auth)
+	v1.POST("/users", createUser(svc, dec), auth)
+	v1.PATCH("/users/:user", updateUser(svc, dec), auth)
 }

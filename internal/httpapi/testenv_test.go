@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -84,13 +85,15 @@ func withHTTPConfig(f func(*httpapi.Config)) envOption {
 // the credential cache, the service, the principal chain and the HTTP
 // server, seeded with users, an agent and a token.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	url   string
 	st    *store.SQL
 	svc   *authz.Service
 	clock *testClock
 	logs  *syncBuffer
 	oa    *openAPIDoc
+	// handler is the server's http.Handler, for in-process benchmarks.
+	handler http.Handler
 
 	admin, alice, bob store.User
 	alpha             store.Agent
@@ -98,7 +101,7 @@ type env struct {
 	alphaTokenID      int64
 }
 
-func newEnv(t *testing.T, opts ...envOption) *env {
+func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
 	cfg := envConfig{anonymous: true, http: httpapi.Config{AccessLog: true}}
 	for _, o := range opts {
@@ -144,10 +147,11 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	hc := cfg.http
 	hc.Logger = logger
 	srv := httpapi.New(hc, httpapi.Deps{Service: svc, Principals: chain, Ready: func(ctx context.Context) error { return st.Ping(ctx) }})
+	e := &env{t: t, st: st, svc: svc, clock: clock, logs: logs, oa: loadOpenAPI(t), handler: srv.Handler()}
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 
-	e := &env{t: t, url: ts.URL, st: st, svc: svc, clock: clock, logs: logs, oa: loadOpenAPI(t)}
+	e.url = ts.URL
 	e.seed()
 	t.Cleanup(func() { e.assertLogsCarryNoSecrets() })
 	return e
@@ -224,6 +228,16 @@ func (e *env) snapshot() string {
 	return b.String()
 }
 
+// rawTokenRe matches a whole raw token (display hints are shorter).
+var rawTokenRe = regexp.MustCompile(`datamachine_[a-z0-9_-]+_[0-9a-f]{64}`)
+
+// with returns the env reporting to t (a subtest).
+func (e *env) with(t *testing.T) *env {
+	c := *e
+	c.t = t
+	return &c
+}
+
 func mustJSON(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -241,8 +255,8 @@ func (e *env) assertLogsCarryNoSecrets() {
 			e.t.Errorf("logs contain %q", secret)
 		}
 	}
-	if strings.Contains(logs, "datamachine_alpha_") {
-		e.t.Errorf("logs contain a raw token")
+	if rawTokenRe.MatchString(logs) {
+		e.t.Errorf("logs contain a raw token: %s", rawTokenRe.FindString(logs))
 	}
 }
 
@@ -356,7 +370,7 @@ var (
 	oaErr  error
 )
 
-func loadOpenAPI(t *testing.T) *openAPIDoc {
+func loadOpenAPI(t testing.TB) *openAPIDoc {
 	t.Helper()
 	oaOnce.Do(func() {
 		loader := openapi3.NewLoader()
@@ -382,44 +396,37 @@ func loadOpenAPI(t *testing.T) *openAPIDoc {
 	return oaDoc
 }
 
-func (o *openAPIDoc) validate(t *testing.T, req *http.Request, res *response) {
+func (o *openAPIDoc) validate(t testing.TB, req *http.Request, res *response) {
 	t.Helper()
-	// Validate against the path as the client sent it, without the host.
+	if err := o.check(req, res); err != nil {
+		t.Errorf("response of %s %s (%d) breaks the OpenAPI document: %v\nbody: %s", req.Method, req.URL.Path, res.Status, err, res.Body)
+	}
+}
+
+// check validates one response against the document. Routes outside the
+// document (404/405) must still answer with the documented error schema.
+func (o *openAPIDoc) check(req *http.Request, res *response) error {
 	vreq := req.Clone(context.Background())
 	vreq.URL.Scheme, vreq.URL.Host = "", ""
 	route, params, err := o.router.FindRoute(vreq)
 	var rerr *routers.RouteError
 	if errors.As(err, &rerr) {
-		// Routes outside the document (404/405) still answer with the
-		// documented error schema.
-		o.validateErrorBody(t, req, res)
-		return
+		var v any
+		if err := json.Unmarshal(res.Body, &v); err != nil {
+			return fmt.Errorf("error body is not JSON: %w", err)
+		}
+		return o.doc.Components.Schemas["Error"].Value.VisitJSON(v)
 	}
 	if err != nil {
-		t.Fatalf("openapi route %s %s: %v", req.Method, req.URL.Path, err)
+		return err
 	}
-	in := &openapi3filter.ResponseValidationInput{
+	return openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: vreq, PathParams: params, Route: route},
 		Status:                 res.Status,
 		Header:                 res.Header,
 		Body:                   io.NopCloser(bytes.NewReader(res.Body)),
 		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
-	}
-	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-		t.Errorf("response of %s %s (%d) breaks the OpenAPI document: %v\nbody: %s", req.Method, req.URL.Path, res.Status, err, res.Body)
-	}
-}
-
-func (o *openAPIDoc) validateErrorBody(t *testing.T, req *http.Request, res *response) {
-	t.Helper()
-	var v any
-	if err := json.Unmarshal(res.Body, &v); err != nil {
-		t.Errorf("%s %s: error body is not JSON: %s", req.Method, req.URL.Path, res.Body)
-		return
-	}
-	if err := o.doc.Components.Schemas["Error"].Value.VisitJSON(v); err != nil {
-		t.Errorf("%s %s: body breaks the Error schema: %v\n%s", req.Method, req.URL.Path, err, res.Body)
-	}
+	})
 }
 
 // Text is the body as text.

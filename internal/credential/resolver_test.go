@@ -1,0 +1,385 @@
+package credential_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/agentauthz/agentauthz/internal/credential"
+	"github.com/agentauthz/agentauthz/internal/principal"
+	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/token"
+)
+
+// clock is a movable test clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// countingStore counts hot-path lookups and touches on a real store.
+type countingStore struct {
+	store.Store
+	resolves atomic.Int64
+	touches  atomic.Int64
+	touched  sync.Map
+}
+
+func (c *countingStore) ResolveTokenHash(ctx context.Context, h string) (store.Resolved, error) {
+	c.resolves.Add(1)
+	return c.Store.ResolveTokenHash(ctx, h)
+}
+
+func (c *countingStore) TouchTokens(ctx context.Context, used map[int64]time.Time) error {
+	c.touches.Add(1)
+	for id, at := range used {
+		c.touched.Store(id, at)
+	}
+	return c.Store.TouchTokens(ctx, used)
+}
+
+type fixture struct {
+	st    *countingStore
+	agent store.Agent
+	owner store.User
+	clock *clock
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	sq, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "t.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sq.Close() })
+	if err := sq.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	u, err := sq.CreateUser(ctx, store.User{Login: "owner", Roles: []string{"editor"}, Status: store.StatusActive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := sq.CreateAgent(ctx, store.Agent{Slug: "bot", Name: "bot", OwnerID: u.ID, Status: store.StatusActive})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{st: &countingStore{Store: sq}, agent: a, owner: u, clock: &clock{now: time.Now().UTC()}}
+}
+
+func (f *fixture) issue(t *testing.T, expiresAt *time.Time) (string, store.Token) {
+	t.Helper()
+	raw, err := token.Generate(token.DefaultPrefix, f.agent.Slug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := f.st.CreateToken(context.Background(), store.Token{AgentID: f.agent.ID, Hash: token.Hash(raw), Prefix: token.Hint(raw), ExpiresAt: expiresAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw, tok
+}
+
+func (f *fixture) resolver(t *testing.T, ttl time.Duration) *credential.Resolver {
+	r := credential.New(f.st, credential.Options{CacheTTL: ttl, TouchInterval: time.Hour, Now: f.clock.Now})
+	t.Cleanup(func() { r.Close(context.Background()) })
+	return r
+}
+
+func reason(err error) string {
+	var ae *principal.AuthError
+	if errors.As(err, &ae) {
+		return ae.Reason
+	}
+	if err == nil {
+		return "ok"
+	}
+	return "error: " + err.Error()
+}
+
+func TestLookupRules(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	r := f.resolver(t, time.Minute)
+	raw, tok := f.issue(t, nil)
+
+	p, err := r.Lookup(ctx, raw)
+	if err != nil {
+		t.Fatalf("live token: %v", err)
+	}
+	if p.Kind != principal.KindToken || p.User == nil || p.User.ID != f.owner.ID || p.Agent.ID != f.agent.ID || p.Token.ID != tok.ID {
+		t.Fatalf("live token resolved to %+v; want the agent acting for its owner", p)
+	}
+
+	forged, _ := token.Generate(token.DefaultPrefix, f.agent.Slug) // valid checksum, never issued
+	flipped := raw[:len(raw)-1] + string("0123456789abcdef"[(stringsIndex(raw[len(raw)-1])+1)%16])
+	cases := []struct {
+		name, raw, want string
+	}{
+		{"a token with a broken checksum is rejected before any lookup", flipped, "checksum"},
+		{"a string that is not a token is malformed", "datamachine_bot_xyz", "malformed"},
+		{"a well-formed token that was never issued is unknown", forged, "unknown"},
+		{"another prefix is malformed", "other_bot_" + raw[len(raw)-64:], "malformed"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := f.st.resolves.Load()
+			_, err := r.Lookup(ctx, c.raw)
+			if got := reason(err); got != c.want {
+				t.Fatalf("reason = %q, want %q", got, c.want)
+			}
+			if c.want != "unknown" && f.st.resolves.Load() != before {
+				t.Fatalf("a %s token reached the store", c.want)
+			}
+		})
+	}
+}
+
+func stringsIndex(b byte) int {
+	const hex = "0123456789abcdef"
+	for i := 0; i < 16; i++ {
+		if hex[i] == b {
+			return i
+		}
+	}
+	return 0
+}
+
+func TestCachedLookupCostsNoStoreRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	r := f.resolver(t, time.Minute)
+	raw, _ := f.issue(t, nil)
+	for i := 0; i < 100; i++ {
+		if _, err := r.Lookup(ctx, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.st.resolves.Load(); n != 1 {
+		t.Fatalf("100 lookups cost %d store round trips, want 1", n)
+	}
+}
+
+func TestCacheNeverOutlivesExpiry(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	r := f.resolver(t, time.Hour)
+	exp := f.clock.Now().Add(time.Minute)
+	raw, _ := f.issue(t, &exp)
+	if _, err := r.Lookup(ctx, raw); err != nil {
+		t.Fatalf("before expiry: %v", err)
+	}
+	f.clock.Add(time.Minute) // expires_at <= now is expired
+	if got := reason(mustFail(r.Lookup(ctx, raw))); got != "expired" {
+		t.Fatalf("at expires_at a cached token resolved: %s", got)
+	}
+}
+
+func mustFail(_ *principal.Principal, err error) error { return err }
+
+func TestEvictionsApplyAtOnce(t *testing.T) {
+	ctx := context.Background()
+	cases := []struct {
+		name   string
+		change func(f *fixture, r *credential.Resolver, tok store.Token)
+		want   string
+	}{
+		{"revoked token fails on the next request", func(f *fixture, r *credential.Resolver, tok store.Token) {
+			if _, err := f.st.RevokeToken(ctx, f.agent.ID, tok.ID, f.clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			r.EvictToken(tok.ID)
+		}, "revoked"},
+		{"deactivated agent is forbidden on the next request", func(f *fixture, r *credential.Resolver, tok store.Token) {
+			st := store.StatusInactive
+			if _, err := f.st.UpdateAgent(ctx, f.agent.ID, store.AgentPatch{Status: &st}); err != nil {
+				t.Fatal(err)
+			}
+			r.EvictAgent(f.agent.ID)
+		}, "agent_inactive"},
+		{"deleted agent's token is unknown on the next request", func(f *fixture, r *credential.Resolver, tok store.Token) {
+			if err := f.st.DeleteAgent(ctx, f.agent.ID); err != nil {
+				t.Fatal(err)
+			}
+			r.EvictAgent(f.agent.ID)
+		}, "unknown"},
+		{"disabled owner fails on the next request", func(f *fixture, r *credential.Resolver, tok store.Token) {
+			st := store.StatusDisabled
+			if _, err := f.st.UpdateUser(ctx, f.owner.ID, store.UserPatch{Status: &st}); err != nil {
+				t.Fatal(err)
+			}
+			r.EvictOwner(f.owner.ID)
+		}, "owner_disabled"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			r := f.resolver(t, time.Hour)
+			raw, tok := f.issue(t, nil)
+			if _, err := r.Lookup(ctx, raw); err != nil {
+				t.Fatal(err)
+			}
+			c.change(f, r, tok)
+			if got := reason(mustFail(r.Lookup(ctx, raw))); got != c.want {
+				t.Fatalf("after the change: %s, want %s", got, c.want)
+			}
+		})
+	}
+}
+
+func TestInactiveAgentIsForbidden(t *testing.T) {
+	f := newFixture(t)
+	r := f.resolver(t, 0)
+	raw, _ := f.issue(t, nil)
+	st := store.StatusInactive
+	if _, err := f.st.UpdateAgent(context.Background(), f.agent.ID, store.AgentPatch{Status: &st}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.Lookup(context.Background(), raw)
+	var ae *principal.AuthError
+	if !errors.As(err, &ae) || !ae.Forbidden || ae.Reason != "agent_inactive" {
+		t.Fatalf("inactive agent: %v; want a Forbidden agent_inactive error", err)
+	}
+}
+
+// TestRevokeRacingWithResolves: once RevokeToken+EvictToken has returned, no
+// Lookup that starts afterwards may succeed, however the cache fills raced.
+func TestRevokeRacingWithResolves(t *testing.T) {
+	ctx := context.Background()
+	for round := 0; round < 20; round++ {
+		f := newFixture(t)
+		r := f.resolver(t, time.Hour)
+		raw, tok := f.issue(t, nil)
+		var revoked atomic.Bool
+		var lateSuccess atomic.Int64
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					after := revoked.Load() // read BEFORE the lookup starts
+					_, err := r.Lookup(ctx, raw)
+					if err == nil && after {
+						lateSuccess.Add(1)
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Duration(round%5) * time.Millisecond) // vary the interleaving; not a synchronisation
+		if _, err := f.st.RevokeToken(ctx, f.agent.ID, tok.ID, f.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		r.EvictToken(tok.ID)
+		revoked.Store(true)
+		deadline := time.Now().Add(50 * time.Millisecond)
+		for time.Now().Before(deadline) {
+			if _, err := r.Lookup(ctx, raw); err == nil {
+				lateSuccess.Add(1)
+			}
+		}
+		close(stop)
+		wg.Wait()
+		if n := lateSuccess.Load(); n != 0 {
+			t.Fatalf("round %d: %d lookups started after the revoke returned and still succeeded", round, n)
+		}
+	}
+}
+
+func TestLastUsedWritesAreCoalesced(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	r := credential.New(f.st, credential.Options{CacheTTL: time.Minute, TouchInterval: time.Hour, Now: f.clock.Now})
+	raw, tok := f.issue(t, nil)
+	raw2, tok2 := f.issue(t, nil)
+	for i := 0; i < 10000; i++ {
+		f.clock.Add(time.Millisecond)
+		if _, err := r.Lookup(ctx, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.Lookup(ctx, raw2); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = r.Lookup(ctx, "datamachine_bot_"+raw[len(raw)-64:len(raw)-1]+"x") // a failure is never "used"
+	if err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.st.touches.Load(); n != 1 {
+		t.Fatalf("10001 successful uses cost %d touch round trips, want 1 flush", n)
+	}
+	toks, err := f.st.ListTokens(ctx, f.agent.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range toks {
+		if x.LastUsedAt == nil {
+			t.Fatalf("token %d has no last_used_at after use", x.ID)
+		}
+		if x.ID == tok.ID && !x.LastUsedAt.Equal(f.clock.Now().Truncate(time.Microsecond)) && x.LastUsedAt.Before(f.clock.Now().Add(-time.Millisecond)) {
+			t.Fatalf("token %d last_used_at = %v, want the latest use %v", x.ID, x.LastUsedAt, f.clock.Now())
+		}
+	}
+	_ = tok2
+}
+
+// pausingStore holds a lookup between its read and the cache fill, so a
+// revocation can land exactly in that window.
+type pausingStore struct {
+	store.Store
+	read, proceed chan struct{}
+	once          sync.Once
+}
+
+func (p *pausingStore) ResolveTokenHash(ctx context.Context, h string) (store.Resolved, error) {
+	res, err := p.Store.ResolveTokenHash(ctx, h)
+	p.once.Do(func() {
+		close(p.read)
+		<-p.proceed
+	})
+	return res, err
+}
+
+// TestRevokeInsideFillWindowIsNotResurrected pins the interleaving the
+// stress test above can only hope for: a lookup reads the live token, the
+// revocation and eviction complete, then the lookup tries to cache what it
+// read. The next lookup must see the revocation.
+func TestRevokeInsideFillWindowIsNotResurrected(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	ps := &pausingStore{Store: f.st, read: make(chan struct{}), proceed: make(chan struct{})}
+	r := credential.New(ps, credential.Options{CacheTTL: time.Hour, TouchInterval: time.Hour, Now: f.clock.Now})
+	t.Cleanup(func() { r.Close(ctx) })
+	raw, tok := f.issue(t, nil)
+
+	done := make(chan error, 1)
+	go func() { _, err := r.Lookup(ctx, raw); done <- err }()
+	<-ps.read
+	if _, err := f.st.RevokeToken(ctx, f.agent.ID, tok.ID, f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	r.EvictToken(tok.ID)
+	close(ps.proceed)
+	<-done // it began before the revoke: either answer is linearizable
+
+	if got := reason(mustFail(r.Lookup(ctx, raw))); got != "revoked" {
+		t.Fatalf("lookup after the revoke returned: %s, want revoked (a stale fill resurrected the token)", got)
+	}
+}
