@@ -3,7 +3,7 @@
 #   The runtime decision (ability "authorize", POST /v1/authorize): may the
 #   caller make input.agent perform input.action (optionally with input.tool)?
 #   Every layer is checked on its own and every failing layer is reported.
-#   This is the hot path: each layer is a handful of key lookups.
+#   This is the hot path: each layer is a handful of inline key lookups.
 package agentauthz.actions
 
 import data.agentauthz.access
@@ -13,14 +13,10 @@ import data.agentauthz.tools
 
 action := config.actions[input.action]
 
-denials contains {"by": "unknown_action", "reason": sprintf("%q is not a known action", [input.action])} if {
-	input.ability == "authorize"
-	not action
-}
+denials contains {"by": "unknown_action", "reason": sprintf("%q is not a known action", [input.action])} if not action
 
 # The caller needs the action's role on the agent.
 denials contains {"by": "agent_role", "reason": reason} if {
-	input.ability == "authorize"
 	not access.at_least(action.min_role)
 	reason := sprintf("%s needs the %s role on agent %v; the caller has %s", [
 		input.action, action.min_role, input.agent.id, held_role,
@@ -29,26 +25,22 @@ denials contains {"by": "agent_role", "reason": reason} if {
 
 # Only an active agent whose owner exists and is active may act.
 denials contains {"by": "agent_status", "reason": sprintf("agent %v is not active or its owner is missing or not active", [input.agent.id])} if {
-	input.ability == "authorize"
 	not agent_active
 }
 
 # The agent acts on behalf of its owner, never beyond the owner's capabilities.
 denials contains {"by": "owner_ceiling", "reason": sprintf("the agent's owner lacks %s", [cap])} if {
-	input.ability == "authorize"
 	cap := action.capability
 	is_string(cap)
 	not ceilings.agent_owner_has(cap)
 }
 
 denials contains {"by": "tool_policy", "reason": sprintf("agent %v's tool policy blocks %s", [input.agent.id, input.tool])} if {
-	input.ability == "authorize"
 	is_string(input.tool)
 	tools.tool_blocked(input.agent.tool_policy, input.tool)
 }
 
 denials contains {"by": "token_ceiling", "reason": sprintf("token ceiling does not include %s", [cap])} if {
-	input.ability == "authorize"
 	input.principal.kind == "token"
 	cap := action.capability
 	is_string(cap)

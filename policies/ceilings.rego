@@ -57,14 +57,14 @@ operator_is_superuser if {
 # principal_has(cap): the caller holds cap. A token needs it from both its
 # owner and its own list; audiences and anonymous callers hold no capability.
 principal_has(cap) if {
-	input.principal.kind == "token"
-	owner_has(cap)
-	token_allows(cap)
+	input.principal.kind == "user"
+	user_has(input.principal.user, cap)
 }
 
 principal_has(cap) if {
-	input.principal.kind == "user"
-	owner_has(cap)
+	input.principal.kind == "token"
+	token_allows(cap)
+	user_has(input.principal.user, cap)
 }
 
 principal_has(_) if operator_is_superuser

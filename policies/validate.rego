@@ -11,7 +11,7 @@ import data.agentauthz.config
 # title: errors
 # description: the set of problems in data.agentauthz.config; empty when the bundle is usable.
 # entrypoint: true
-errors contains "data.agentauthz.config is missing or not an object" if not is_object(config)
+errors contains "data.agentauthz.config is missing or not an object" if not config_present
 
 # The settings every decision reads, and the JSON type each must have.
 setting_types := {
@@ -21,7 +21,7 @@ setting_types := {
 	"operator_is_superuser": "boolean",
 }
 
-errors contains "config.settings is missing or not an object" if not is_object(config.settings)
+errors contains "config.settings is missing or not an object" if not is_object_at(["settings"])
 
 errors contains sprintf("config.settings.%s is missing", [key]) if {
 	is_object(config.settings)
@@ -40,7 +40,12 @@ errors contains sprintf("config.settings.token_reach must be \"agent\" or \"owne
 	not reach in {"agent", "owner"}
 }
 
-errors contains "config.agent_roles must be a non-empty object of role ranks" if not non_empty_object(config.agent_roles)
+errors contains "config.agent_roles must be a non-empty object of role ranks" if not has_agent_roles
+
+has_agent_roles if {
+	is_object(config.agent_roles)
+	count(config.agent_roles) > 0
+}
 
 errors contains sprintf("config.agent_roles.%s must be a number", [name]) if {
 	some name, r in config.agent_roles
@@ -64,7 +69,7 @@ errors contains sprintf("config.agent_roles.%s outranks admin; admin must be the
 	r > config.agent_roles.admin
 }
 
-errors contains "config.roles must be an object" if not is_object(config.roles)
+errors contains "config.roles must be an object" if not is_object_at(["roles"])
 
 errors contains sprintf("config.roles.%s must be an object of booleans", [name]) if {
 	some name, role in config.roles
@@ -76,7 +81,7 @@ tables := {"actions", "abilities"}
 
 errors contains sprintf("config.%s must be an object", [table]) if {
 	some table in tables
-	not is_object(config[table])
+	not is_object_at([table])
 }
 
 errors contains sprintf("config.%s.%s must be an object", [table, name]) if {
@@ -117,10 +122,12 @@ valid_min_role(_, min_role) if {
 
 valid_min_role("abilities", null)
 
-non_empty_object(x) if {
-	is_object(x)
-	count(x) > 0
-}
+# Negating a call on a missing document is undefined rather than true, so
+# presence is tested by rules that a missing document leaves undefined.
+config_present if is_object(config)
+
+# is_object_at(path): the config holds an object at path.
+is_object_at(path) if is_object(object.get(config, path, null))
 
 object_of_booleans(x) if {
 	is_object(x)

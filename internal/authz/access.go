@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"sort"
 
-	"github.com/agentauthz/agentauthz/internal/credential"
 	"github.com/agentauthz/agentauthz/internal/policy"
 	"github.com/agentauthz/agentauthz/internal/principal"
 	"github.com/agentauthz/agentauthz/internal/store"
@@ -51,22 +50,10 @@ type AuthorizeResult struct {
 	Memoized   bool
 }
 
-// maxMemoPerToken bounds the decisions memoized for one credential, so a
-// caller cycling through tool names cannot grow memory without bound.
-const maxMemoPerToken = 256
-
-type memoKey struct {
-	generation   uint64
-	action, tool string
-	hasTool      bool
-}
-
 // Authorize evaluates the three ceilings (and the caller's role on the
-// agent) for one action. For a token acting on its own agent under a
-// deterministic policy, the decision is memoized in the token's cache entry:
-// every fact it reads (token, agent, owner) lives in that entry, the key
-// holds the bundle generation, action and tool, and the entry dies with any
-// eviction and never outlives the token.
+// agent) for one action. A token acts on its own agent unless req.Agent
+// names another; every other caller must name the agent. Repeated questions
+// are answered from the decision memo (see memo.go).
 func (s *Service) Authorize(ctx context.Context, p *principal.Principal, req AuthorizeRequest) (AuthorizeResult, error) {
 	if err := validAction(req.Action); err != nil {
 		return AuthorizeResult{}, err
@@ -84,10 +71,10 @@ func (s *Service) Authorize(ctx context.Context, p *principal.Principal, req Aut
 		(req.Agent == "" || req.Agent == p.Agent.Slug || req.Agent == itoa(p.Agent.ID))
 	switch {
 	case own:
+		// The token's own agent and owner are already resolved: no store
+		// round trip. Grants are not gathered: the policy gives a token its
+		// owner's role on its own agent, which comes from ownership.
 		f.agent, f.owner, f.grants = p.Agent, p.User, []store.Grant{}
-		if entry, ok := p.Extra.(*credential.Entry); ok {
-			return s.authorizeMemo(ctx, entry, f)
-		}
 	case req.Agent == "":
 		return AuthorizeResult{}, invalid("invalid_agent", "agent", "agent is required unless the caller is an agent token")
 	default:
@@ -96,34 +83,11 @@ func (s *Service) Authorize(ctx context.Context, p *principal.Principal, req Aut
 			return AuthorizeResult{}, err
 		}
 	}
-	d, err := s.decide(ctx, f)
+	d, memoized, err := s.evaluate(ctx, f)
 	if err != nil {
 		return AuthorizeResult{}, err
 	}
-	return authorizeResult(d, f.agent.ID, false), nil
-}
-
-func (s *Service) authorizeMemo(ctx context.Context, e *credential.Entry, f *facts) (AuthorizeResult, error) {
-	act := s.engine.Activation()
-	if !act.Deterministic {
-		d, err := s.decide(ctx, f)
-		if err != nil {
-			return AuthorizeResult{}, err
-		}
-		return authorizeResult(d, f.agent.ID, false), nil
-	}
-	key := memoKey{generation: act.Generation, action: f.action, tool: f.tool, hasTool: f.hasTool}
-	if v, ok := e.Decisions.Load(key); ok {
-		return authorizeResult(v.(policy.Decision), f.agent.ID, true), nil
-	}
-	d, err := s.decide(ctx, f)
-	if err != nil {
-		return AuthorizeResult{}, err
-	}
-	if e.ReserveDecisionSlot(maxMemoPerToken) {
-		e.Decisions.Store(key, d)
-	}
-	return authorizeResult(d, f.agent.ID, false), nil
+	return authorizeResult(d, f.agent.ID, memoized), nil
 }
 
 func authorizeResult(d policy.Decision, agentID int64, memo bool) AuthorizeResult {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
-	"github.com/agentauthz/agentauthz/internal/credential"
 	"github.com/agentauthz/agentauthz/internal/policy"
 	"github.com/agentauthz/agentauthz/internal/principal"
 	"github.com/agentauthz/agentauthz/internal/store"
@@ -48,6 +47,7 @@ type Service struct {
 	engine Engine
 	evict  Evicter
 	cfg    Config
+	memo   *memo
 }
 
 // New wires a Service; evict may be nil when no cache runs (the CLI).
@@ -64,7 +64,7 @@ func New(st store.Store, engine Engine, evict Evicter, cfg Config) *Service {
 	if evict == nil {
 		evict = noEvict{}
 	}
-	return &Service{st: st, engine: engine, evict: evict, cfg: cfg}
+	return &Service{st: st, engine: engine, evict: evict, cfg: cfg, memo: newMemo()}
 }
 
 type noEvict struct{}
@@ -73,16 +73,34 @@ func (noEvict) EvictToken(int64) {}
 func (noEvict) EvictAgent(int64) {}
 func (noEvict) EvictOwner(int64) {}
 
-var _ Evicter = (*credential.Resolver)(nil)
-
 // decide asks the engine; any engine failure is ErrUnavailable (fail closed).
 func (s *Service) decide(ctx context.Context, f *facts) (policy.Decision, error) {
+	d, _, err := s.evaluate(ctx, f)
+	return d, err
+}
+
+// evaluate answers from the decision memo when it can (see memo.go) and
+// reports whether it did.
+func (s *Service) evaluate(ctx context.Context, f *facts) (policy.Decision, bool, error) {
+	act := s.engine.Activation()
+	key, memoizable := "", act.Deterministic
+	if memoizable {
+		key, memoizable = f.key(act.Generation)
+		if memoizable {
+			if d, ok := s.memo.cache.Get(key); ok {
+				return d, true, nil
+			}
+		}
+	}
 	d, err := s.engine.Decide(ctx, f.input())
 	if err != nil {
 		s.cfg.Logger.Error("policy evaluation failed; denying", "ability", f.ability, "err", err)
-		return policy.Decision{}, fmt.Errorf("%w: policy engine: %v", ErrUnavailable, err)
+		return policy.Decision{}, false, fmt.Errorf("%w: policy engine: %v", ErrUnavailable, err)
 	}
-	return d, nil
+	if memoizable {
+		s.memo.cache.Add(key, d)
+	}
+	return d, false, nil
 }
 
 // require decides and turns a deny into a *DeniedError.

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -25,7 +26,7 @@ type readyCheck interface {
 
 // readyz answers 200 when ready (the store pings and the engine has an
 // active bundle) and 503 otherwise.
-func readyz(ready func(ctx context.Context) error, log logger) echo.HandlerFunc {
+func readyz(ready func(ctx context.Context) error, log *slog.Logger) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if ready == nil {
 			return c.JSON(http.StatusOK, map[string]any{"status": "ok"})
@@ -42,9 +43,4 @@ func readyz(ready func(ctx context.Context) error, log logger) echo.HandlerFunc 
 		noStore(c)
 		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": checks})
 	}
-}
-
-// logger is the slice of *slog.Logger the handlers use.
-type logger interface {
-	Warn(msg string, args ...any)
 }

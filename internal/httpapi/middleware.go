@@ -18,11 +18,8 @@ import (
 // headerRequestID carries the request id in and out.
 const headerRequestID = "X-Request-Id"
 
-// Keys of values the middleware leaves on the echo context.
-const (
-	ctxRequestID = "httpapi.request_id"
-	ctxPrincipal = "httpapi.principal"
-)
+// ctxPrincipal is the echo context key of the resolved caller.
+const ctxPrincipal = "httpapi.principal"
 
 // frame is the one global middleware: request id, panic recovery, the
 // per-request deadline, the body size limit, central error rendering and
@@ -34,7 +31,6 @@ func (s *Server) frame() echo.MiddlewareFunc {
 			start := time.Now()
 			req := c.Request()
 			rid := requestID(req.Header.Get(headerRequestID))
-			c.Set(ctxRequestID, rid)
 			c.Response().Header().Set(headerRequestID, rid)
 			if timeout > 0 {
 				ctx, cancel := context.WithTimeout(req.Context(), timeout)

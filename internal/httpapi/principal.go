@@ -27,7 +27,7 @@ func resolvePrincipal(chain principal.Chain, log *slog.Logger) echo.MiddlewareFu
 			case errors.As(err, &authErr):
 				return invalidToken(authErr)
 			default:
-				log.Error("principal resolution failed; denying", "request_id", c.Get(ctxRequestID), "err", err)
+				log.Error("principal resolution failed; denying", "request_id", c.Response().Header().Get(headerRequestID), "err", err)
 				return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the caller's credentials cannot be checked right now; try again"}
 			}
 			return next(c)

@@ -26,6 +26,12 @@ type bodyDecoder struct{ limit int64 }
 // requires Content-Type application/json, exactly one JSON object, no
 // unknown fields and no trailing data.
 func (d bodyDecoder) decode(c echo.Context, dst any) error {
+	return d.read(c, func(b []byte) error { return decodeObject(b, dst, "") })
+}
+
+// read checks the media type, reads the bounded body into a pooled buffer
+// and hands it to parse; the bytes are only valid during the call.
+func (d bodyDecoder) read(c echo.Context, parse func([]byte) error) error {
 	req := c.Request()
 	if !isJSON(req.Header.Get(echo.HeaderContentType)) {
 		return errUnsupportedMedia
@@ -45,7 +51,7 @@ func (d bodyDecoder) decode(c echo.Context, dst any) error {
 	if n > limit {
 		return errBodyTooLarge(limit)
 	}
-	return decodeObject(buf.Bytes(), dst, "")
+	return parse(buf.Bytes())
 }
 
 // decodeObject decodes one JSON object from b into dst strictly; prefix
