@@ -35,7 +35,10 @@ type app struct {
 	logLevel         string
 
 	logger *slog.Logger
-	st     *store.SQL
+	// serving is set by serve: a server logs at the configured level, a
+	// one-shot command only warnings.
+	serving bool
+	st      *store.SQL
 	engine *policy.Engine
 	svc    *authz.Service
 }
@@ -78,7 +81,7 @@ func (a *app) rootCommand() *cobra.Command {
 	f.StringVar(&a.as, "as", "", "run the command as this principal (user:<login|id>, audience:<name>) through the policy; default: the store operator")
 	f.StringVar(&a.format, "format", "text", "output format: text or json")
 	f.StringVar(&a.logLevel, "log-level", envOr("AGENTAUTHZ_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env AGENTAUTHZ_LOG_LEVEL)")
-	root.AddCommand(a.migrateCommand(), a.serveCommand(), a.usersCommand(), a.agentsCommand())
+	root.AddCommand(a.migrateCommand(), a.serveCommand(), a.usersCommand(), a.agentsCommand(), a.authorizeCommand(), a.policyCommand())
 	return root
 }
 
@@ -107,7 +110,7 @@ func (a *app) open(ctx context.Context) error {
 	if err := st.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate %s: %w", store.RedactURL(a.databaseURL), err)
 	}
-	eng, err := policy.New(ctx, policy.Options{BundlePath: a.policyBundle, Logger: a.logger})
+	eng, err := policy.New(ctx, policy.Options{BundlePath: a.policyBundle, Logger: a.quietLogger()})
 	if err != nil {
 		return fmt.Errorf("policy: %w", err)
 	}
@@ -119,7 +122,7 @@ func (a *app) open(ctx context.Context) error {
 // quietLogger keeps the CLI's own output clean: the service's info logs
 // matter for a server, not for one command.
 func (a *app) quietLogger() *slog.Logger {
-	if strings.EqualFold(a.logLevel, "debug") {
+	if a.serving || strings.EqualFold(a.logLevel, "debug") {
 		return a.logger
 	}
 	return slog.New(slog.NewJSONHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

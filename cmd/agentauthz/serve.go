@@ -80,6 +80,7 @@ func (a *app) serveCommand() *cobra.Command {
 // serve assembles the graph and runs the server until SIGINT/SIGTERM;
 // SIGHUP reloads the policy bundle.
 func (a *app) serve(ctx context.Context, c serveConfig) error {
+	a.serving = true
 	if err := a.open(ctx); err != nil {
 		return err
 	}

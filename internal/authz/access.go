@@ -4,7 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"sort"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/agentauthz/agentauthz/internal/policy"
 	"github.com/agentauthz/agentauthz/internal/principal"
@@ -222,3 +225,38 @@ const (
 	defaultPage = 100
 	maxPage     = 1000
 )
+
+// explainer is the optional engine capability behind ExplainAuthorize.
+type explainer interface {
+	Explain(ctx context.Context, input ast.Value) (policy.Decision, []string, error)
+}
+
+// ExplainAuthorize answers like Authorize, never from the memo, and returns
+// the policy's evaluation trace for a human to read. The trace holds the
+// facts of the decision: it is for operators, not for logs.
+func (s *Service) ExplainAuthorize(ctx context.Context, p *principal.Principal, req AuthorizeRequest) (AuthorizeResult, []string, error) {
+	ex, ok := s.engine.(explainer)
+	if !ok {
+		return AuthorizeResult{}, nil, fmt.Errorf("%w: the policy engine cannot explain", ErrUnavailable)
+	}
+	if err := validAction(req.Action); err != nil {
+		return AuthorizeResult{}, nil, err
+	}
+	f := &facts{ability: "authorize", principal: p, action: req.Action}
+	if req.Tool != nil {
+		if err := validTool(*req.Tool); err != nil {
+			return AuthorizeResult{}, nil, err
+		}
+		f.tool, f.hasTool = *req.Tool, true
+	}
+	if p.Kind == principal.KindToken && req.Agent == "" {
+		f.agent, f.owner, f.grants = p.Agent, p.User, []store.Grant{}
+	} else if _, err := s.agentScopedInto(ctx, f, req.Agent); err != nil {
+		return AuthorizeResult{}, nil, err
+	}
+	d, trace, err := ex.Explain(ctx, f.input())
+	if err != nil {
+		return AuthorizeResult{}, trace, fmt.Errorf("%w: policy engine: %v", ErrUnavailable, err)
+	}
+	return authorizeResult(d, f.agent.ID, false), trace, nil
+}

@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/agentauthz/agentauthz/internal/principal"
 	"github.com/agentauthz/agentauthz/internal/policy"
+	"github.com/agentauthz/agentauthz/internal/principal"
 	"github.com/agentauthz/agentauthz/internal/store"
 )
 
@@ -49,8 +49,16 @@ func variants() []*facts {
 		func(f *facts) { a := *f.agent; a.ID = 8; f.agent = &a },
 		func(f *facts) { a := *f.agent; a.OwnerID = 4; f.agent = &a },
 		func(f *facts) { a := *f.agent; a.ToolPolicy = nil; f.agent = &a },
-		func(f *facts) { a := *f.agent; a.ToolPolicy = &store.ToolPolicy{Mode: "deny", Tools: []string{"web_search"}}; f.agent = &a },
-		func(f *facts) { a := *f.agent; a.ToolPolicy = &store.ToolPolicy{Mode: "allow", Tools: []string{}}; f.agent = &a },
+		func(f *facts) {
+			a := *f.agent
+			a.ToolPolicy = &store.ToolPolicy{Mode: "deny", Tools: []string{"web_search"}}
+			f.agent = &a
+		},
+		func(f *facts) {
+			a := *f.agent
+			a.ToolPolicy = &store.ToolPolicy{Mode: "allow", Tools: []string{}}
+			f.agent = &a
+		},
 		func(f *facts) { f.owner = nil },
 		func(f *facts) { o := *f.owner; o.Roles = []string{"subscriber"}; f.owner = &o },
 		func(f *facts) { f.agent = nil },
@@ -99,7 +107,6 @@ func TestMemoKeyDistinguishesInputs(t *testing.T) {
 		}
 	}
 }
-
 
 func TestMemoSkipsEvaluationOnlyForIdenticalInput(t *testing.T) {
 	ctx := context.Background()
