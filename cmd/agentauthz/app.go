@@ -39,8 +39,8 @@ type app struct {
 	// one-shot command only warnings.
 	serving bool
 	st      *store.SQL
-	engine *policy.Engine
-	svc    *authz.Service
+	engine  *policy.Engine
+	svc     *authz.Service
 }
 
 func envOr(name, def string) string {
