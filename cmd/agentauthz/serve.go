@@ -11,11 +11,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/agentauthz/agentauthz/internal/authz"
 	"github.com/agentauthz/agentauthz/internal/credential"
 	"github.com/agentauthz/agentauthz/internal/httpapi"
+	"github.com/agentauthz/agentauthz/internal/metrics"
 	"github.com/agentauthz/agentauthz/internal/principal"
 	"github.com/agentauthz/agentauthz/internal/store"
 )
@@ -84,12 +86,17 @@ func (a *app) serve(ctx context.Context, c serveConfig) error {
 	if err := a.open(ctx); err != nil {
 		return err
 	}
+	m := metrics.New()
+	eng := a.engine
+	m.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "agentauthz_policy_generation", Help: "Activations of the policy bundle since start (1 = the first).",
+	}, func() float64 { return float64(eng.Activation().Generation) }))
 	resolver := credential.New(a.st, credential.Options{
-		Prefix: a.tokenPrefix, CacheTTL: c.cacheTTL, TouchInterval: c.touchInterval, Logger: a.logger,
+		Prefix: a.tokenPrefix, CacheTTL: c.cacheTTL, TouchInterval: c.touchInterval, Logger: a.logger, Metrics: m,
 	})
 	// The server's service evicts from the token cache; the CLI's does not
 	// need to.
-	a.svc = authz.New(a.st, a.engine, resolver, authz.Config{TokenPrefix: a.tokenPrefix, MaxTokenLifetime: a.maxTokenLifetime, Logger: a.logger})
+	a.svc = authz.New(a.st, a.engine, resolver, authz.Config{TokenPrefix: a.tokenPrefix, MaxTokenLifetime: a.maxTokenLifetime, Logger: a.logger, Metrics: m})
 	chain, err := a.principalChain(c, resolver)
 	if err != nil {
 		return err
@@ -102,6 +109,7 @@ func (a *app) serve(ctx context.Context, c serveConfig) error {
 	}, httpapi.Deps{
 		Service:    a.svc,
 		Principals: chain,
+		Metrics:    m,
 		Ready: func(ctx context.Context) error {
 			if err := a.st.Ping(ctx); err != nil {
 				return fmt.Errorf("store: %w", err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/agentauthz/agentauthz/internal/metrics"
 	"github.com/agentauthz/agentauthz/internal/policy"
 	"github.com/agentauthz/agentauthz/internal/principal"
 	"github.com/agentauthz/agentauthz/internal/store"
@@ -39,6 +40,8 @@ type Config struct {
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Metrics counts decisions; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // Service runs abilities. It is safe for concurrent use.
@@ -88,6 +91,7 @@ func (s *Service) evaluate(ctx context.Context, f *facts) (policy.Decision, bool
 		key, memoizable = f.key(act.Generation)
 		if memoizable {
 			if d, ok := s.memo.cache.Get(key); ok {
+				s.cfg.Metrics.Decision(f.ability, d.Allow, true)
 				return d, true, nil
 			}
 		}
@@ -95,11 +99,13 @@ func (s *Service) evaluate(ctx context.Context, f *facts) (policy.Decision, bool
 	d, err := s.engine.Decide(ctx, f.input())
 	if err != nil {
 		s.cfg.Logger.Error("policy evaluation failed; denying", "ability", f.ability, "err", err)
+		s.cfg.Metrics.DecisionError(f.ability)
 		return policy.Decision{}, false, fmt.Errorf("%w: policy engine: %v", ErrUnavailable, err)
 	}
 	if memoizable {
 		s.memo.cache.Add(key, d)
 	}
+	s.cfg.Metrics.Decision(f.ability, d.Allow, false)
 	return d, false, nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
 
+	"github.com/agentauthz/agentauthz/internal/metrics"
 	"github.com/agentauthz/agentauthz/internal/principal"
 	"github.com/agentauthz/agentauthz/internal/store"
 	"github.com/agentauthz/agentauthz/internal/token"
@@ -32,6 +33,8 @@ type Options struct {
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Metrics counts lookups by outcome; nil records nothing.
+	Metrics *metrics.Metrics
 }
 
 // Entry is a resolved, cached credential. Its fields are read-only once
@@ -105,41 +108,63 @@ func (r *Resolver) Lookup(ctx context.Context, raw string) (*principal.Principal
 		if errors.Is(err, token.ErrChecksum) {
 			reason = "checksum"
 		}
+		r.opts.Metrics.TokenLookup(reason, "none")
 		return nil, &principal.AuthError{Reason: reason}
 	}
 	hash := token.Hash(raw)
-	e, err := r.entry(ctx, hash)
-	if err != nil {
-		return nil, err
+	e, cached, err := r.entry(ctx, hash)
+	if err == nil {
+		err = r.live(e)
 	}
-	if err := r.live(e); err != nil {
+	if r.opts.Metrics != nil {
+		cache := "miss"
+		if cached {
+			cache = "hit"
+		}
+		r.opts.Metrics.TokenLookup(outcome(err), cache)
+	}
+	if err != nil {
 		return nil, err
 	}
 	r.touch.used(e.Resolved.Token.ID, r.opts.Now())
 	return principalFor(e), nil
 }
 
-// entry returns the cached entry for hash or fills it from the store.
-func (r *Resolver) entry(ctx context.Context, hash string) (*Entry, error) {
+// outcome names a lookup result for metrics.
+func outcome(err error) string {
+	var ae *principal.AuthError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.As(err, &ae):
+		return ae.Reason
+	default:
+		return "error"
+	}
+}
+
+// entry returns the cached entry for hash (cached=true) or fills it from
+// the store.
+func (r *Resolver) entry(ctx context.Context, hash string) (e *Entry, cached bool, err error) {
 	if r.cache != nil {
 		if e, ok := r.cache.Get(hash); ok {
-			return e, nil
+			return e, true, nil
 		}
 	}
 	before := r.epoch.Load()
 	res, err := r.st.ResolveTokenHash(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &principal.AuthError{Reason: "unknown"}
+		return nil, false, &principal.AuthError{Reason: "unknown"}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("resolve token: %w", err)
+		return nil, false, fmt.Errorf("resolve token: %w", err)
 	}
 	// The lookup was by hash; compare again in constant time so a store
 	// that matched loosely can never hand back another token.
 	if !token.EqualHash(res.Token.Hash, hash) {
-		return nil, &principal.AuthError{Reason: "unknown"}
+		return nil, false, &principal.AuthError{Reason: "unknown"}
 	}
-	e := &Entry{Resolved: res}
+	e = &Entry{Resolved: res}
 	if r.cache != nil {
 		r.mu.Lock()
 		// An eviction that ran while we read the store may concern this
@@ -149,7 +174,7 @@ func (r *Resolver) entry(ctx context.Context, hash string) (*Entry, error) {
 		}
 		r.mu.Unlock()
 	}
-	return e, nil
+	return e, false, nil
 }
 
 // live applies the liveness rules to an entry, cached or fresh.

@@ -25,7 +25,7 @@ const ctxPrincipal = "httpapi.principal"
 // per-request deadline, the body size limit, central error rendering and
 // the access log. One layer instead of five keeps the hot path short.
 func (s *Server) frame() echo.MiddlewareFunc {
-	limit, timeout, accessLog := s.cfg.BodyLimit, s.cfg.RequestTimeout, s.cfg.AccessLog
+	limit, timeout, accessLog, m := s.cfg.BodyLimit, s.cfg.RequestTimeout, s.cfg.AccessLog, s.deps.Metrics
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) (err error) {
 			start := time.Now()
@@ -50,6 +50,7 @@ func (s *Server) frame() echo.MiddlewareFunc {
 				if accessLog {
 					s.logAccess(c, rid, start)
 				}
+				m.Request(req.Method, c.Path(), c.Response().Status, time.Since(start))
 				err = nil
 			}()
 			if req.ContentLength > limit {

@@ -1,5 +1,7 @@
 package httpapi
 
+import "github.com/labstack/echo/v4"
+
 // routes registers the whole API surface. Every /v1 operation runs the
 // principal resolver chain (auth); handlers that need a caller answer 401
 // when there is none. Health checks and the OpenAPI document are public.
@@ -11,6 +13,9 @@ func (s *Server) routes() {
 	e.GET("/healthz", healthz())
 	e.GET("/readyz", readyz(s.deps.Ready, s.log))
 	e.GET("/v1/openapi.json", openAPIDocument())
+	if s.deps.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(s.deps.Metrics.Handler()))
+	}
 
 	// The resolver runs per route rather than as group middleware: echo
 	// answers a group's unmatched paths with 404 even for a known path with

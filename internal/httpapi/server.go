@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/agentauthz/agentauthz/internal/authz"
+	"github.com/agentauthz/agentauthz/internal/metrics"
 	"github.com/agentauthz/agentauthz/internal/principal"
 )
 
@@ -52,6 +53,9 @@ type Deps struct {
 	// Ready reports whether the store answers and the policy engine has an
 	// active bundle; nil means always ready.
 	Ready func(ctx context.Context) error
+	// Metrics records request latencies and is served at GET /metrics;
+	// nil disables both.
+	Metrics *metrics.Metrics
 }
 
 // Server is the HTTP API.
