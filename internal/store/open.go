@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -21,6 +23,10 @@ type SQL struct {
 	d   dialect
 	url string // redacted, for messages
 	now func() time.Time
+
+	// resolve is the hot-path lookup, prepared once (see resolveStmt).
+	resolveMu sync.Mutex
+	resolve   atomic.Pointer[sqlx.Stmt]
 }
 
 var _ Store = (*SQL)(nil)
@@ -106,6 +112,9 @@ func (s *SQL) Ping(ctx context.Context) error {
 
 // Close releases the connection pool.
 func (s *SQL) Close() error {
+	if stmt := s.resolve.Load(); stmt != nil {
+		_ = stmt.Close()
+	}
 	if err := s.db.Close(); err != nil {
 		return dbError("close "+s.url, err)
 	}

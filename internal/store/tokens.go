@@ -118,6 +118,38 @@ func (s *SQL) RevokeAllTokens(ctx context.Context, agentID int64, at time.Time) 
 	return int(n), err
 }
 
+// resolveQuery is the one indexed lookup behind ResolveTokenHash.
+const resolveQuery = `SELECT t.id, t.agent_id, t.token_hash, t.token_prefix, t.label, t.capabilities,
+        t.last_used_at, t.expires_at, t.created_at, t.revoked_at,
+        a.id, a.slug, a.name, a.owner_id, a.status, a.tool_policy, a.created_at, a.updated_at,
+        u.id, u.login, u.name, u.roles, u.status, u.created_at
+   FROM agent_tokens t
+   JOIN agents a ON a.id = t.agent_id
+   LEFT JOIN users u ON u.id = a.owner_id
+  WHERE t.token_hash = ?`
+
+// resolveStmt prepares resolveQuery once. A prepared statement saves
+// PostgreSQL a parse per request and lib/pq a round trip (an unprepared
+// parameterised query costs two). Preparing fails before migrations have
+// created the tables; the caller then runs the query directly and the next
+// call tries again.
+func (s *SQL) resolveStmt(ctx context.Context) *sqlx.Stmt {
+	if stmt := s.resolve.Load(); stmt != nil {
+		return stmt
+	}
+	s.resolveMu.Lock()
+	defer s.resolveMu.Unlock()
+	if stmt := s.resolve.Load(); stmt != nil {
+		return stmt
+	}
+	stmt, err := s.db.PreparexContext(ctx, s.db.Rebind(resolveQuery))
+	if err != nil {
+		return nil
+	}
+	s.resolve.Store(stmt)
+	return stmt
+}
+
 // ResolveTokenHash is the hot-path lookup: one indexed query by hash
 // returning the token, its agent and the agent's owner (nil if the owner row
 // is missing). It does not judge liveness.
@@ -132,15 +164,13 @@ func (s *SQL) ResolveTokenHash(ctx context.Context, hash string) (Resolved, erro
 		status  *string
 		created dbTime
 	)
-	err := s.db.QueryRowxContext(ctx, s.db.Rebind(
-		`SELECT t.id, t.agent_id, t.token_hash, t.token_prefix, t.label, t.capabilities,
-		        t.last_used_at, t.expires_at, t.created_at, t.revoked_at,
-		        a.id, a.slug, a.name, a.owner_id, a.status, a.tool_policy, a.created_at, a.updated_at,
-		        u.id, u.login, u.name, u.roles, u.status, u.created_at
-		   FROM agent_tokens t
-		   JOIN agents a ON a.id = t.agent_id
-		   LEFT JOIN users u ON u.id = a.owner_id
-		  WHERE t.token_hash = ?`), hash).Scan(
+	var row *sqlx.Row
+	if stmt := s.resolveStmt(ctx); stmt != nil {
+		row = stmt.QueryRowxContext(ctx, hash)
+	} else {
+		row = s.db.QueryRowxContext(ctx, s.db.Rebind(resolveQuery), hash)
+	}
+	err := row.Scan(
 		&t.ID, &t.AgentID, &t.Hash, &t.Prefix, &t.Label, &t.Capabilities,
 		&t.LastUsedAt, &t.ExpiresAt, &t.CreatedAt, &t.RevokedAt,
 		&a.ID, &a.Slug, &a.Name, &a.OwnerID, &a.Status, &a.ToolPolicy, &a.CreatedAt, &a.UpdatedAt,
