@@ -1,0 +1,370 @@
+// Command load measures POST /v1/authorize of agentauthz against OPA's own
+// server deciding the same input with the same policy, on this machine, in
+// the same run. It seeds a SQLite store through the CLI, starts both
+// servers on 127.0.0.1, drives each with N keep-alive workers (a warm-up,
+// then a fixed window), and prints req/s, p50, p99 and the ratios. Optional:
+// the cold path (PostgreSQL, token cache off) and a fresh-evaluation path
+// that defeats the decision memo. Run from the repository root:
+//
+//	go run ./tests/load [--bin bin/agentauthz] [--concurrency 16,64] [--warmup 2s] [--duration 8s]
+//
+// The last line is `ratio agentauthz/opa: X.XX`, the lower of the
+// per-concurrency ratios. Load generator and servers share the machine's
+// cores: only ratios measured in one run mean anything.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/agentauthz/agentauthz/internal/store"
+)
+
+// config is the run's flags.
+type config struct {
+	bin         string
+	root        string
+	work        string
+	concurrency []int
+	warmup      time.Duration
+	duration    time.Duration
+	cold        bool
+	fresh       bool
+	accessLog   bool
+	gogc        string
+	pgURL       string
+}
+
+func main() {
+	cfg, err := parseFlags()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, cfg)
+	stop()
+	os.Exit(code)
+}
+
+func parseFlags() (config, error) {
+	var c config
+	var conc string
+	defaultPG := os.Getenv("DATABASE_URL")
+	if defaultPG == "" {
+		defaultPG = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	flag.StringVar(&c.bin, "bin", "bin/agentauthz", "agentauthz binary (built from ./cmd/agentauthz if missing)")
+	flag.StringVar(&conc, "concurrency", "16,64", "comma-separated worker counts (one keep-alive connection each)")
+	flag.DurationVar(&c.warmup, "warmup", 2*time.Second, "warm-up before each measured window")
+	flag.DurationVar(&c.duration, "duration", 8*time.Second, "measured window per server and concurrency")
+	flag.BoolVar(&c.cold, "cold", true, "also measure the cold path: PostgreSQL with --cache-ttl=0")
+	flag.BoolVar(&c.fresh, "fresh", true, "also measure fresh evaluations (a new tool per request defeats the decision memo)")
+	flag.BoolVar(&c.accessLog, "access-log", false, "run agentauthz with its access log on")
+	flag.StringVar(&c.gogc, "gogc", "", "GOGC for both servers (default: inherit the environment)")
+	flag.StringVar(&c.pgURL, "pg-url", defaultPG, "PostgreSQL maintenance database for the cold path (default $DATABASE_URL or the local server)")
+	flag.Parse()
+	for _, f := range strings.Split(conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 4096 {
+			return c, fmt.Errorf("--concurrency: %q is not a worker count", f)
+		}
+		c.concurrency = append(c.concurrency, n)
+	}
+	if c.warmup < 0 || c.duration <= 0 || c.duration > 10*time.Minute {
+		return c, fmt.Errorf("--warmup must be ≥ 0 and --duration in (0, 10m]")
+	}
+	root, err := os.Getwd()
+	if err != nil {
+		return c, err
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		return c, fmt.Errorf("run from the repository root (no go.mod in %s)", root)
+	}
+	c.root = root
+	return c, nil
+}
+
+// run does the whole measurement; every server stops before it returns.
+func run(ctx context.Context, cfg config) int {
+	work, err := os.MkdirTemp("", "agentauthz-load-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		return 1
+	}
+	defer os.RemoveAll(work)
+	cfg.work = work
+	ps := &procs{}
+	defer ps.stopAll()
+	if err := measure(ctx, cfg, ps); err != nil {
+		fmt.Fprintln(os.Stderr, "load: FAILED:", err)
+		return 1
+	}
+	return 0
+}
+
+func measure(ctx context.Context, cfg config, ps *procs) error {
+	bin, err := agentauthzBinary(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	cfg.bin = bin
+	opaBin, err := opaBinary(ctx, cfg.root)
+	if err != nil {
+		return err
+	}
+	bundle := filepath.Join(cfg.work, "bundle")
+	if err := stageBundle(cfg.root, bundle); err != nil {
+		return err
+	}
+
+	sqlite := "sqlite:" + filepath.Join(cfg.work, "load.db")
+	s, err := seed(ctx, cfg.bin, sqlite)
+	if err != nil {
+		return err
+	}
+	ours, err := ps.startAgentauthz(ctx, cfg, "agentauthz", sqlite, "5s")
+	if err != nil {
+		return err
+	}
+	opa, err := ps.startOPA(ctx, cfg, opaBin, bundle)
+	if err != nil {
+		return err
+	}
+	printSetup(cfg)
+
+	ourT, opaT := ourTarget("agentauthz (sqlite, cached)", ours.base, s.Token, false), opaTarget("opa run --server", opa.base, s, false)
+	for _, t := range []target{ourT, opaT} {
+		body, err := probe(t)
+		if err != nil {
+			return err
+		}
+		if !t.ok(body) {
+			return fmt.Errorf("%s does not allow the measured request: %s", t.name, body)
+		}
+		fmt.Printf("check: %s allows use_tools/web_search: %s\n", t.name, bytes.TrimSpace(body))
+	}
+
+	var results []result
+	ratios := map[int][2]result{}
+	for _, c := range cfg.concurrency {
+		a := drive(ctx, ourT, c, cfg.warmup, cfg.duration)
+		o := drive(ctx, opaT, c, cfg.warmup, cfg.duration)
+		results = append(results, a, o)
+		ratios[c] = [2]result{a, o}
+	}
+	fresh := map[int][2]result{}
+	if cfg.fresh {
+		fa, fo := ourTarget("agentauthz (fresh eval)", ours.base, s.Token, true), opaTarget("opa (fresh input)", opa.base, s, true)
+		for _, c := range cfg.concurrency {
+			a := drive(ctx, fa, c, cfg.warmup, cfg.duration)
+			o := drive(ctx, fo, c, cfg.warmup, cfg.duration)
+			results = append(results, a, o)
+			fresh[c] = [2]result{a, o}
+		}
+	}
+	memoLine := decisionSources(ours.base)
+	ours.stop()
+	opa.stop()
+
+	coldLines, coldResults, coldErr := coldPath(ctx, cfg, ps, ratios)
+	results = append(results, coldResults...)
+
+	printTable(results)
+	fmt.Println(memoLine)
+	failed := false
+	for _, r := range results {
+		if r.errors > 0 || r.requests == 0 {
+			fmt.Printf("ERROR: %s @c%d: %d errors, %d ok requests (first: %s)\n", r.server, r.conc, r.errors, r.requests, r.firstErr)
+			failed = true
+		}
+	}
+	for _, l := range coldLines {
+		fmt.Println(l)
+	}
+	if cfg.fresh {
+		for _, c := range cfg.concurrency {
+			a, o := fresh[c][0], fresh[c][1]
+			fmt.Printf("ratio agentauthz/opa fresh-eval @c%d: %.2f (p99 ours %s vs opa %s)\n", c, a.rps()/o.rps(), ms(a.p99), ms(o.p99))
+		}
+	}
+	lowest := 0.0
+	for i, c := range cfg.concurrency {
+		a, o := ratios[c][0], ratios[c][1]
+		r := a.rps() / o.rps()
+		fmt.Printf("ratio agentauthz/opa @c%d: %.2f (p99 ours %s vs opa %s)\n", c, r, ms(a.p99), ms(o.p99))
+		if i == 0 || r < lowest {
+			lowest = r
+		}
+	}
+	if coldErr != nil {
+		failed = true
+		fmt.Println("ERROR: cold path:", coldErr)
+	}
+	if failed {
+		return fmt.Errorf("some requests failed; no ratio reported")
+	}
+	fmt.Println("the reported ratio is the lowest of the concurrency ratios above (conservative)")
+	fmt.Printf("ratio agentauthz/opa: %.2f\n", lowest)
+	return nil
+}
+
+// coldPath measures agentauthz on PostgreSQL with the token cache off and
+// compares each concurrency with the cached path.
+func coldPath(ctx context.Context, cfg config, ps *procs, cached map[int][2]result) (lines []string, out []result, err error) {
+	if !cfg.cold {
+		return []string{"cold path: skipped (--cold=false)"}, nil, nil
+	}
+	db, err := createPGDatabase(ctx, cfg.pgURL)
+	if err != nil {
+		return []string{"cold path: SKIPPED, PostgreSQL unreachable: " + err.Error()}, nil, nil
+	}
+	defer db.drop()
+	s, err := seed(ctx, cfg.bin, db.url)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := ps.startAgentauthz(ctx, cfg, "agentauthz-cold", db.url, "0")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer srv.stop()
+	t := ourTarget("agentauthz (postgres, cache-ttl=0)", srv.base, s.Token, false)
+	if body, err := probe(t); err != nil || !t.ok(body) {
+		return nil, nil, fmt.Errorf("cold server does not allow the measured request: %v %s", err, body)
+	}
+	lines = append(lines, "cold path: PostgreSQL "+store.RedactURL(db.url)+", --cache-ttl=0 (a token lookup per request)")
+	for _, c := range cfg.concurrency {
+		r := drive(ctx, t, c, cfg.warmup, cfg.duration)
+		out = append(out, r)
+		hot := cached[c][0]
+		lines = append(lines, fmt.Sprintf("ratio cold/cached @c%d: %.2f (cached is %.2f× cold; target ≤ 2×; p99 cold %s vs cached %s)",
+			c, r.rps()/hot.rps(), hot.rps()/r.rps(), ms(r.p99), ms(hot.p99)))
+	}
+	return lines, out, nil
+}
+
+// ourTarget is POST /v1/authorize with the bearer token; fresh gives every
+// request a tool never asked before, so the decision memo cannot answer and
+// the policy evaluates (a deny by the tool policy).
+func ourTarget(name, base, tok string, fresh bool) target {
+	h := http.Header{"Authorization": {"Bearer " + tok}, "Content-Type": {"application/json"}}
+	t := target{name: name, url: base + "/v1/authorize", header: h}
+	if !fresh {
+		body := []byte(`{"action":"use_tools","tool":"web_search"}`)
+		t.body = func(int, uint64) []byte { return body }
+		t.ok = func(b []byte) bool { return bytes.HasPrefix(b, []byte(`{"allow":true`)) }
+		return t
+	}
+	t.body = func(w int, i uint64) []byte {
+		return []byte(`{"action":"use_tools","tool":"` + freshTool(w, i) + `"}`)
+	}
+	t.ok = func(b []byte) bool { return bytes.HasPrefix(b, []byte(`{"allow":false`)) }
+	return t
+}
+
+// opaTarget is OPA's Data API with the input agentauthz builds.
+func opaTarget(name, base string, s seeded, fresh bool) target {
+	h := http.Header{"Content-Type": {"application/json"}}
+	t := target{name: name, url: base + "/v1/data/agentauthz/main/decision", header: h}
+	if !fresh {
+		body, _ := json.Marshal(map[string]any{"input": s.opaInput("web_search")})
+		t.body = func(int, uint64) []byte { return body }
+		t.ok = func(b []byte) bool { return bytes.Contains(b, []byte(`"allow":true`)) }
+		return t
+	}
+	// The input is encoded once and the tool spliced in, so the load
+	// generator spends about the same on both servers' bodies.
+	tmpl, _ := json.Marshal(map[string]any{"input": s.opaInput("TOOL_PLACEHOLDER")})
+	i := bytes.Index(tmpl, []byte("TOOL_PLACEHOLDER"))
+	pre, post := tmpl[:i], tmpl[i+len("TOOL_PLACEHOLDER"):]
+	t.body = func(w int, n uint64) []byte {
+		b := make([]byte, 0, len(tmpl)+16)
+		b = append(append(append(b, pre...), freshTool(w, n)...), post...)
+		return b
+	}
+	t.ok = func(b []byte) bool { return bytes.Contains(b, []byte(`"allow":false`)) }
+	return t
+}
+
+// freshTools numbers fresh tools across every run of the process, so no
+// tool name repeats between concurrencies either.
+var freshTools atomic.Uint64
+
+func freshTool(int, uint64) string {
+	return "t" + strconv.FormatUint(freshTools.Add(1), 36)
+}
+
+// agentauthzBinary uses --bin, or builds ./cmd/agentauthz when it is missing.
+func agentauthzBinary(ctx context.Context, cfg config) (string, error) {
+	if _, err := os.Stat(cfg.bin); err == nil {
+		return filepath.Abs(cfg.bin)
+	}
+	out := filepath.Join(cfg.work, "agentauthz")
+	fmt.Printf("building %s (no %s)\n", out, cfg.bin)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/agentauthz")
+	cmd.Dir = cfg.root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %w: %s", err, b)
+	}
+	return out, nil
+}
+
+// decisionSources reads agentauthz's decision counters (memo or eval) from
+// /metrics, to show which path the numbers measured.
+func decisionSources(base string) string {
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(base + "/metrics")
+	if err != nil {
+		return "decisions: /metrics unavailable: " + err.Error()
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, _ = buf.ReadFrom(resp.Body)
+	var parts []string
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if strings.HasPrefix(line, "agentauthz_decisions_total{") && strings.Contains(line, `ability="authorize"`) {
+			parts = append(parts, strings.TrimPrefix(line, "agentauthz_decisions_total"))
+		}
+	}
+	return "agentauthz authorize decisions by source: " + strings.Join(parts, " ")
+}
+
+func printSetup(cfg config) {
+	gogc := "GOGC unset (default 100) for both servers"
+	if cfg.gogc != "" {
+		gogc = "GOGC=" + cfg.gogc + " for both servers"
+	} else if v := os.Getenv("GOGC"); v != "" {
+		gogc = "GOGC=" + v + " (inherited) for both servers"
+	}
+	fmt.Printf("machine: %d CPUs (GOMAXPROCS %d), %s; load generator and servers share them: compare ratios, not absolute numbers\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
+	fmt.Printf("setup: agentauthz serve --access-log=%t --cache-ttl=5s on SQLite; opa run --server (go tool opa, pinned) on the same policies and bundle data; %s\n",
+		cfg.accessLog, gogc)
+	fmt.Printf("request: POST /v1/authorize {\"action\":\"use_tools\",\"tool\":\"web_search\"} with a bearer token vs POST /v1/data/agentauthz/main/decision with the same input; warm-up %s, window %s\n",
+		cfg.warmup, cfg.duration)
+}
+
+func printTable(rs []result) {
+	fmt.Printf("\n%-36s %5s %10s %10s %10s %7s\n", "server", "conc", "req/s", "p50", "p99", "errors")
+	for _, r := range rs {
+		fmt.Printf("%-36s %5d %10.0f %10s %10s %7d\n", r.server, r.conc, r.rps(), ms(r.p50), ms(r.p99), r.errors)
+	}
+	fmt.Println()
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
