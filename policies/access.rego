@@ -29,6 +29,21 @@ admin := [config.agent_roles.admin, "admin"]
 # caller_role is role_on(input.agent), evaluated once per decision.
 caller_role := role_on(input.agent)
 
+# owner_acts: the caller is input.agent's owner and its rules reach that agent
+# (a user always, a token on its own agent): admin_on's first case, so its
+# role_on(input.agent) is admin. actions.owner_decision answers this, the
+# common authorize request, without role_on.
+owner_acts if {
+	input.principal.kind == "user"
+	input.agent.owner_id == input.principal.user.id
+}
+
+owner_acts if {
+	input.principal.kind == "token"
+	input.agent.owner_id == input.principal.user.id
+	input.agent.id == input.principal.token.agent_id
+}
+
 # role is the caller's role on input.agent, null when it has none.
 default role := null
 

@@ -6,16 +6,18 @@
 package agentauthz.tools
 
 # tool_blocked(policy, tool): the policy forbids tool.
+# The mode and membership tests come first: they are cheap and usually
+# decide, so the full well_formed walk runs only for a policy that blocks.
 tool_blocked(policy, tool) if {
-	well_formed(policy)
 	policy.mode == "allow"
 	not tool in policy.tools
+	well_formed(policy)
 }
 
 tool_blocked(policy, tool) if {
-	well_formed(policy)
 	policy.mode == "deny"
 	tool in policy.tools
+	well_formed(policy)
 }
 
 well_formed(policy) if {
@@ -25,3 +27,10 @@ well_formed(policy) if {
 		is_string(tool)
 	}
 }
+
+# permits(policy, tool) is the tool_policy layer as a flag: false when tool is
+# a string the policy blocks, true otherwise (no tool, or nothing blocks it).
+permits(policy, tool) := false if {
+	is_string(tool)
+	tool_blocked(policy, tool)
+} else := true
