@@ -255,6 +255,7 @@ func coldPath(ctx context.Context, cfg config, ps *procs, cached map[int][2]resu
 		lines = append(lines, fmt.Sprintf("ratio cold/cached @c%d: %.2f (cached is %.2f× cold; target ≤ 2×; p99 cold %s vs cached %s)",
 			c, r.rps()/hot.rps(), hot.rps()/r.rps(), ms(r.p99), ms(hot.p99)))
 	}
+	lines = append(lines, "cold server: "+decisionSources(srv.base))
 	return lines, out, nil
 }
 
