@@ -15,13 +15,25 @@ role_on(agent) := admin if {
 	admin_on(agent)
 } else := max(granted) if {
 	grants_reach(agent)
+
+	# Bind the whole index first: OPA then builds it once per decision and
+	# looks agents up in it; a keyed reference (caller_grants[agent.id])
+	# would re-run the rule body for every agent.
+	index := caller_grants
 	granted := {[rank, grant.role] |
-		some grant in input.grants
-		grant.agent_id == agent.id
-		grant.principal in identities
+		some grant in index[agent.id]
 		rank := config.agent_roles[grant.role] # unknown roles have no rank: ignored
 	}
 	count(granted) > 0
+}
+
+# caller_grants indexes, once per decision, the grants that speak for the
+# caller by agent id, so role_on costs a lookup per agent rather than a scan
+# of every grant (list-accessible-agents asks it for every candidate: a scan
+# made that listing quadratic).
+caller_grants[grant.agent_id] contains grant if {
+	some grant in input.grants
+	grant.principal in identities
 }
 
 admin := [config.agent_roles.admin, "admin"]
