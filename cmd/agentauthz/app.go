@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/agentauthz/agentauthz/internal/authz"
 	"github.com/agentauthz/agentauthz/internal/policy"
@@ -43,20 +44,47 @@ type app struct {
 	svc     *authz.Service
 }
 
-func envOr(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		return v
-	}
-	return def
+// envBindings names the environment variable of each flag. A variable
+// that is set fills its flag unless the flag is given on the command line,
+// and is parsed exactly as the flag would be: a value that does not parse is
+// a usage error naming the variable, never silently ignored (a mistyped
+// AGENTAUTHZ_ANONYMOUS=no must not leave anonymous access on).
+var envBindings = map[string]string{
+	"database-url":          "AGENTAUTHZ_DATABASE_URL",
+	"policy-bundle":         "AGENTAUTHZ_POLICY_BUNDLE",
+	"token-prefix":          "AGENTAUTHZ_TOKEN_PREFIX",
+	"max-token-lifetime":    "AGENTAUTHZ_MAX_TOKEN_LIFETIME",
+	"log-level":             "AGENTAUTHZ_LOG_LEVEL",
+	"addr":                  "AGENTAUTHZ_ADDR",
+	"cache-ttl":             "AGENTAUTHZ_CACHE_TTL",
+	"touch-interval":        "AGENTAUTHZ_TOUCH_INTERVAL",
+	"trusted-proxies":       "AGENTAUTHZ_TRUSTED_PROXIES",
+	"proxy-user-header":     "AGENTAUTHZ_PROXY_USER_HEADER",
+	"proxy-audience-header": "AGENTAUTHZ_PROXY_AUDIENCE_HEADER",
+	"proxy-audiences":       "AGENTAUTHZ_PROXY_AUDIENCES",
+	"anonymous":             "AGENTAUTHZ_ANONYMOUS",
+	"access-log":            "AGENTAUTHZ_ACCESS_LOG",
+	"body-limit":            "AGENTAUTHZ_BODY_LIMIT",
+	"request-timeout":       "AGENTAUTHZ_REQUEST_TIMEOUT",
 }
 
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
+// applyEnv fills the command's unset flags from their variables.
+func applyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool)) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		name, ok := envBindings[f.Name]
+		if !ok || f.Changed || err != nil {
+			return
 		}
-	}
-	return def
+		v, set := lookup(name)
+		if !set || v == "" {
+			return
+		}
+		if serr := f.Value.Set(v); serr != nil {
+			err = &usageError{fmt.Sprintf("%s=%q is not a valid --%s: %v", name, v, f.Name, serr)}
+		}
+	})
+	return err
 }
 
 func (a *app) rootCommand() *cobra.Command {
@@ -66,6 +94,9 @@ func (a *app) rootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := applyEnv(cmd.Flags(), os.LookupEnv); err != nil {
+				return err
+			}
 			if a.format != "text" && a.format != "json" {
 				return &usageError{fmt.Sprintf("--format must be text or json, not %q", a.format)}
 			}
@@ -74,13 +105,13 @@ func (a *app) rootCommand() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err.Error()} })
 	f := root.PersistentFlags()
-	f.StringVar(&a.databaseURL, "database-url", envOr("AGENTAUTHZ_DATABASE_URL", defaultDatabaseURL), "store: postgres://... or sqlite:PATH (env AGENTAUTHZ_DATABASE_URL)")
-	f.StringVar(&a.policyBundle, "policy-bundle", envOr("AGENTAUTHZ_POLICY_BUNDLE", ""), "policy bundle directory or .tar.gz instead of the embedded default (env AGENTAUTHZ_POLICY_BUNDLE)")
-	f.StringVar(&a.tokenPrefix, "token-prefix", envOr("AGENTAUTHZ_TOKEN_PREFIX", token.DefaultPrefix), "prefix of issued tokens (env AGENTAUTHZ_TOKEN_PREFIX)")
-	f.DurationVar(&a.maxTokenLifetime, "max-token-lifetime", envDuration("AGENTAUTHZ_MAX_TOKEN_LIFETIME", 0), "longest expires-in allowed, e.g. 2160h; 0 = no limit (env AGENTAUTHZ_MAX_TOKEN_LIFETIME)")
+	f.StringVar(&a.databaseURL, "database-url", defaultDatabaseURL, "store: postgres://... or sqlite:PATH (env AGENTAUTHZ_DATABASE_URL)")
+	f.StringVar(&a.policyBundle, "policy-bundle", "", "policy bundle directory or .tar.gz instead of the embedded default (env AGENTAUTHZ_POLICY_BUNDLE)")
+	f.StringVar(&a.tokenPrefix, "token-prefix", token.DefaultPrefix, "prefix of issued tokens (env AGENTAUTHZ_TOKEN_PREFIX)")
+	f.DurationVar(&a.maxTokenLifetime, "max-token-lifetime", 0, "longest expires-in allowed, e.g. 2160h; 0 = no limit (env AGENTAUTHZ_MAX_TOKEN_LIFETIME)")
 	f.StringVar(&a.as, "as", "", "run the command as this principal (user:<login|id>, audience:<name>) through the policy; default: the store operator")
 	f.StringVar(&a.format, "format", "text", "output format: text or json")
-	f.StringVar(&a.logLevel, "log-level", envOr("AGENTAUTHZ_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env AGENTAUTHZ_LOG_LEVEL)")
+	f.StringVar(&a.logLevel, "log-level", "info", "log level: debug, info, warn, error (env AGENTAUTHZ_LOG_LEVEL)")
 	root.AddCommand(a.migrateCommand(), a.serveCommand(), a.usersCommand(), a.agentsCommand(), a.authorizeCommand(), a.policyCommand())
 	return root
 }

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -37,23 +35,6 @@ type serveConfig struct {
 	requestTimeout      time.Duration
 }
 
-func envBool(name string, def bool) bool {
-	if v, ok := os.LookupEnv(name); ok && v != "" {
-		if b, err := strconv.ParseBool(v); err == nil {
-			return b
-		}
-	}
-	return def
-}
-
-func envList(name string) []string {
-	v := os.Getenv(name)
-	if v == "" {
-		return nil
-	}
-	return strings.Split(v, ",")
-}
-
 func (a *app) serveCommand() *cobra.Command {
 	var c serveConfig
 	cmd := &cobra.Command{
@@ -65,17 +46,17 @@ func (a *app) serveCommand() *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&c.addr, "addr", envOr("AGENTAUTHZ_ADDR", "127.0.0.1:8080"), "listen address (env AGENTAUTHZ_ADDR)")
-	f.DurationVar(&c.cacheTTL, "cache-ttl", envDuration("AGENTAUTHZ_CACHE_TTL", 5*time.Second), "token cache TTL, the staleness bound for changes made by other processes; 0 disables (env AGENTAUTHZ_CACHE_TTL)")
-	f.DurationVar(&c.touchInterval, "touch-interval", envDuration("AGENTAUTHZ_TOUCH_INTERVAL", 5*time.Second), "flush interval of coalesced last_used_at writes (env AGENTAUTHZ_TOUCH_INTERVAL)")
-	f.StringSliceVar(&c.trustedProxies, "trusted-proxies", envList("AGENTAUTHZ_TRUSTED_PROXIES"), "CIDRs or IPs of proxies whose identity headers are believed (env AGENTAUTHZ_TRUSTED_PROXIES)")
-	f.StringVar(&c.proxyUserHeader, "proxy-user-header", envOr("AGENTAUTHZ_PROXY_USER_HEADER", "X-Forwarded-User"), "header carrying the user's login from a trusted proxy")
-	f.StringVar(&c.proxyAudienceHeader, "proxy-audience-header", envOr("AGENTAUTHZ_PROXY_AUDIENCE_HEADER", "X-Forwarded-Audience"), "header carrying comma-separated audiences from a trusted proxy")
-	f.StringSliceVar(&c.proxyAudiences, "proxy-audiences", envList("AGENTAUTHZ_PROXY_AUDIENCES"), "audiences given to every request from a trusted proxy (env AGENTAUTHZ_PROXY_AUDIENCES)")
-	f.BoolVar(&c.anonymous, "anonymous", envBool("AGENTAUTHZ_ANONYMOUS", true), "resolve unauthenticated callers to audience:public (env AGENTAUTHZ_ANONYMOUS)")
-	f.BoolVar(&c.accessLog, "access-log", envBool("AGENTAUTHZ_ACCESS_LOG", true), "log one line per request (env AGENTAUTHZ_ACCESS_LOG)")
-	f.Int64Var(&c.bodyLimit, "body-limit", 64<<10, "largest request body in bytes")
-	f.DurationVar(&c.requestTimeout, "request-timeout", 10*time.Second, "deadline of one request")
+	f.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address (env AGENTAUTHZ_ADDR)")
+	f.DurationVar(&c.cacheTTL, "cache-ttl", 5*time.Second, "token cache TTL, the staleness bound for changes made by other processes; 0 disables (env AGENTAUTHZ_CACHE_TTL)")
+	f.DurationVar(&c.touchInterval, "touch-interval", 5*time.Second, "flush interval of coalesced last_used_at writes (env AGENTAUTHZ_TOUCH_INTERVAL)")
+	f.StringSliceVar(&c.trustedProxies, "trusted-proxies", nil, "CIDRs or IPs of proxies whose identity headers are believed (env AGENTAUTHZ_TRUSTED_PROXIES)")
+	f.StringVar(&c.proxyUserHeader, "proxy-user-header", "X-Forwarded-User", "header carrying the user's login from a trusted proxy")
+	f.StringVar(&c.proxyAudienceHeader, "proxy-audience-header", "X-Forwarded-Audience", "header carrying comma-separated audiences from a trusted proxy")
+	f.StringSliceVar(&c.proxyAudiences, "proxy-audiences", nil, "audiences given to every request from a trusted proxy (env AGENTAUTHZ_PROXY_AUDIENCES)")
+	f.BoolVar(&c.anonymous, "anonymous", true, "resolve unauthenticated callers to audience:public (env AGENTAUTHZ_ANONYMOUS)")
+	f.BoolVar(&c.accessLog, "access-log", true, "log one line per request (env AGENTAUTHZ_ACCESS_LOG)")
+	f.Int64Var(&c.bodyLimit, "body-limit", 64<<10, "largest request body in bytes (env AGENTAUTHZ_BODY_LIMIT)")
+	f.DurationVar(&c.requestTimeout, "request-timeout", 10*time.Second, "deadline of one request (env AGENTAUTHZ_REQUEST_TIMEOUT)")
 	return cmd
 }
 
