@@ -58,16 +58,28 @@ type AuthorizeResult struct {
 // names another; every other caller must name the agent. Repeated questions
 // are answered from the decision memo (see memo.go).
 func (s *Service) Authorize(ctx context.Context, p *principal.Principal, req AuthorizeRequest) (AuthorizeResult, error) {
-	if err := validAction(req.Action); err != nil {
+	f, err := s.authorizeFacts(ctx, p, req)
+	if err != nil {
 		return AuthorizeResult{}, err
 	}
-	if req.Tool != nil {
-		if err := validTool(*req.Tool); err != nil {
-			return AuthorizeResult{}, err
-		}
+	d, memoized, err := s.evaluate(ctx, f)
+	if err != nil {
+		return AuthorizeResult{}, err
+	}
+	return authorizeResult(d, f.agent.ID, memoized), nil
+}
+
+// authorizeFacts gathers the facts of a runtime check; Authorize and
+// ExplainAuthorize share it so an explanation is of the very decision made.
+func (s *Service) authorizeFacts(ctx context.Context, p *principal.Principal, req AuthorizeRequest) (*facts, error) {
+	if err := validAction(req.Action); err != nil {
+		return nil, err
 	}
 	f := &facts{ability: "authorize", principal: p, action: req.Action}
 	if req.Tool != nil {
+		if err := validTool(*req.Tool); err != nil {
+			return nil, err
+		}
 		f.tool, f.hasTool = *req.Tool, true
 	}
 	own := p.Kind == principal.KindToken && p.Agent != nil &&
@@ -76,21 +88,17 @@ func (s *Service) Authorize(ctx context.Context, p *principal.Principal, req Aut
 	case own:
 		// The token's own agent and owner are already resolved: no store
 		// round trip. Grants are not gathered: the policy gives a token its
-		// owner's role on its own agent, which comes from ownership.
+		// owner's role on its own agent, which comes from ownership (see
+		// policies/README.md, "One input convention to know").
 		f.agent, f.owner, f.grants = p.Agent, p.User, []store.Grant{}
 	case req.Agent == "":
-		return AuthorizeResult{}, invalid("invalid_agent", "agent", "agent is required unless the caller is an agent token")
+		return nil, invalid("invalid_agent", "agent", "agent is required unless the caller is an agent token")
 	default:
-		var err error
-		if f, err = s.agentScopedInto(ctx, f, req.Agent); err != nil {
-			return AuthorizeResult{}, err
+		if _, err := s.agentScopedInto(ctx, f, req.Agent); err != nil {
+			return nil, err
 		}
 	}
-	d, memoized, err := s.evaluate(ctx, f)
-	if err != nil {
-		return AuthorizeResult{}, err
-	}
-	return authorizeResult(d, f.agent.ID, memoized), nil
+	return f, nil
 }
 
 func authorizeResult(d policy.Decision, agentID int64, memo bool) AuthorizeResult {
@@ -239,19 +247,8 @@ func (s *Service) ExplainAuthorize(ctx context.Context, p *principal.Principal, 
 	if !ok {
 		return AuthorizeResult{}, nil, fmt.Errorf("%w: the policy engine cannot explain", ErrUnavailable)
 	}
-	if err := validAction(req.Action); err != nil {
-		return AuthorizeResult{}, nil, err
-	}
-	f := &facts{ability: "authorize", principal: p, action: req.Action}
-	if req.Tool != nil {
-		if err := validTool(*req.Tool); err != nil {
-			return AuthorizeResult{}, nil, err
-		}
-		f.tool, f.hasTool = *req.Tool, true
-	}
-	if p.Kind == principal.KindToken && req.Agent == "" {
-		f.agent, f.owner, f.grants = p.Agent, p.User, []store.Grant{}
-	} else if _, err := s.agentScopedInto(ctx, f, req.Agent); err != nil {
+	f, err := s.authorizeFacts(ctx, p, req)
+	if err != nil {
 		return AuthorizeResult{}, nil, err
 	}
 	d, trace, err := ex.Explain(ctx, f.input())

@@ -6,7 +6,6 @@ import (
 
 	"github.com/agentauthz/agentauthz/internal/principal"
 	"github.com/agentauthz/agentauthz/internal/store"
-	"github.com/agentauthz/agentauthz/internal/token"
 )
 
 // CreateAgentRequest asks for a new agent.
@@ -20,8 +19,8 @@ type CreateAgentRequest struct {
 
 // CreateAgent creates an agent owned by req.Owner (or the caller).
 func (s *Service) CreateAgent(ctx context.Context, p *principal.Principal, req CreateAgentRequest) (store.Agent, error) {
-	if err := token.ValidSlug(req.Slug); err != nil {
-		return store.Agent{}, invalid("invalid_slug", "slug", "slug %q is invalid: %v", clip(req.Slug), err)
+	if err := validNewSlug(req.Slug); err != nil {
+		return store.Agent{}, err
 	}
 	if err := validName("name", req.Name); err != nil {
 		return store.Agent{}, err

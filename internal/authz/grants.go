@@ -91,11 +91,13 @@ func (s *Service) grantFacts(ctx context.Context, p *principal.Principal, abilit
 	if err != nil {
 		return nil, "", err
 	}
-	if target == userID(f.agent.OwnerID) {
-		return nil, "", conflict("owner_access_implicit", "the owner's access to agent %q is implicit and cannot be granted or revoked", f.agent.Slug)
-	}
+	// Authorize first: answering the owner conflict to anyone would let a
+	// caller without rights probe who owns an agent.
 	if _, err := s.require(ctx, f); err != nil {
 		return nil, "", err
+	}
+	if target == userID(f.agent.OwnerID) {
+		return nil, "", conflict("owner_access_implicit", "the owner's access to agent %q is implicit and cannot be granted or revoked", f.agent.Slug)
 	}
 	return f, target, nil
 }

@@ -121,18 +121,25 @@ func (s *Service) require(ctx context.Context, f *facts) (policy.Decision, error
 	return d, nil
 }
 
-// storeErr maps a store failure that the caller did not anticipate.
+// storeErr maps a store failure that the caller did not anticipate (a
+// record deleted or created concurrently) to a 4xx, never a 500.
 func storeErr(err error) error {
-	if errors.Is(err, store.ErrInvalid) {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrInvalid):
 		return invalid("invalid", "", "%v", err)
-	}
-	if errors.Is(err, store.ErrUnavailable) {
+	case errors.Is(err, store.ErrNotFound):
+		return notFound("not_found", "%v", err)
+	case errors.Is(err, store.ErrConflict):
+		return conflict("conflict", "%v", err)
+	case errors.Is(err, store.ErrUnavailable):
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return err
 }
 
-// agentFacts loads an agent by reference with its owner.
+// loadAgent loads an agent by reference with its owner.
 func (s *Service) loadAgent(ctx context.Context, ref string) (store.Agent, *store.User, error) {
 	a, err := s.findAgent(ctx, ref)
 	if err != nil {

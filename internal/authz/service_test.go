@@ -87,6 +87,9 @@ func TestGrantsMatter(t *testing.T) {
 		{"viewer grant cannot list tokens", s.viewer, func(p *principal.Principal) error { _, err := s.svc.ListTokens(ctx, p, "chubes-bot"); return err }, false},
 		{"no grant cannot see the agent", s.outsider, func(p *principal.Principal) error { _, err := s.svc.GetAgent(ctx, p, "chubes-bot"); return err }, false},
 		{"site administrator lists tokens of any agent", s.admin, func(p *principal.Principal) error { _, err := s.svc.ListTokens(ctx, p, "chubes-bot"); return err }, true},
+		{"no grant cannot probe the owner's implicit access", s.outsider, func(p *principal.Principal) error {
+			return s.svc.DeleteGrant(ctx, p, "chubes-bot", "user:chubes")
+		}, false},
 		{"owner grants access", s.owner, func(p *principal.Principal) error {
 			_, _, err := s.svc.PutGrant(ctx, p, "chubes-bot", "audience:acme", "viewer")
 			return err
@@ -221,6 +224,14 @@ func TestBadInputChangesNothing(t *testing.T) {
 		}, &conflict},
 		{"slug outside [a-z0-9_-] is rejected", func() error {
 			_, err := s.svc.CreateAgent(ctx, s.op, authz.CreateAgentRequest{Slug: "Chubes Bot", Owner: "chubes"})
+			return err
+		}, &validation},
+		{"all-digit slug is rejected: it would read as an id", func() error {
+			_, err := s.svc.CreateAgent(ctx, s.op, authz.CreateAgentRequest{Slug: "5", Owner: "chubes"})
+			return err
+		}, &validation},
+		{"all-digit login is rejected: it would read as an id", func() error {
+			_, err := s.svc.CreateUser(ctx, s.op, authz.CreateUserRequest{Login: "7", Roles: []string{"editor"}})
 			return err
 		}, &validation},
 		{"unknown grant role is rejected", func() error {

@@ -108,7 +108,7 @@ func (s *Service) findUser(ctx context.Context, ref string) (store.User, error) 
 			return u, storeErr(err)
 		}
 	}
-	if err := validLogin(ref); err != nil {
+	if !loginRe.MatchString(ref) {
 		return store.User{}, invalid("invalid_user", "user", "user %q is neither an id nor a valid login", clip(ref))
 	}
 	u, err := s.st.GetUserByLogin(ctx, ref)

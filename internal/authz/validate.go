@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/token"
 )
 
 // Shape rules for request fields. What a value MEANS (which roles exist,
@@ -121,7 +122,32 @@ func validLogin(login string) error {
 	if !loginRe.MatchString(login) {
 		return invalid("invalid_login", "login", "login %q must match %s", clip(login), loginRe.String())
 	}
+	if allDigits(login) {
+		return invalid("invalid_login", "login", "login %q is all digits and would be mistaken for a user id", login)
+	}
 	return nil
+}
+
+// validNewSlug checks a slug for a new agent: the token format's rules, and
+// not all digits, so that "<agent>" arguments (a slug or an id) are never
+// ambiguous.
+func validNewSlug(slug string) error {
+	if err := token.ValidSlug(slug); err != nil {
+		return invalid("invalid_slug", "slug", "slug %q is invalid: %v", clip(slug), err)
+	}
+	if allDigits(slug) {
+		return invalid("invalid_slug", "slug", "slug %q is all digits and would be mistaken for an agent id", slug)
+	}
+	return nil
+}
+
+func allDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // validExpiresIn turns expires_in seconds into an expiry time (nil = never).
