@@ -71,6 +71,8 @@ var authMessages = map[string]string{
 	"owner_disabled": "the owner of the token's agent is disabled",
 	"agent_inactive": "the token's agent is inactive",
 	"user_disabled":  "the user is disabled",
+	"unrecognized_credentials": "the Authorization header carries credentials this server does not accept " +
+		"(is the token prefix right?); send none to act anonymously",
 }
 
 // toAPIError is THE mapping table from every error the API can meet to its

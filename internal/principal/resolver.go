@@ -28,6 +28,9 @@ const (
 	ReasonOwnerDisabled = "owner_disabled"
 	// ReasonUserDisabled is a disabled user named by a trusted proxy.
 	ReasonUserDisabled = "user_disabled"
+	// ReasonUnrecognized: the request carried credentials no resolver
+	// understood (e.g. a token minted under another prefix).
+	ReasonUnrecognized = "unrecognized_credentials"
 )
 
 // AuthError is a claimed credential that failed; it carries an HTTP-agnostic
@@ -76,12 +79,18 @@ func (c Chain) Resolve(r *http.Request) (*Principal, error) {
 	return nil, ErrNoPrincipal
 }
 
-// AllowAnonymous is the resolver that claims every request as the anonymous
-// principal (audience:public); leave it out of the chain to disable
-// anonymous access, and keep it last.
+// AllowAnonymous is the resolver that claims requests without credentials
+// as the anonymous principal (audience:public); leave it out of the chain to
+// disable anonymous access, and keep it last.
 type AllowAnonymous struct{}
 
-// Resolve always claims the request as Anonymous().
-func (AllowAnonymous) Resolve(*http.Request) (*Principal, bool, error) {
+// Resolve claims the request as Anonymous() unless it carries an
+// Authorization header that no earlier resolver understood: a caller that
+// presents credentials is never silently downgraded to the public audience
+// (a token minted under another prefix would otherwise act as anonymous).
+func (AllowAnonymous) Resolve(r *http.Request) (*Principal, bool, error) {
+	if len(r.Header.Values("Authorization")) > 0 {
+		return nil, true, &AuthError{Reason: ReasonUnrecognized}
+	}
 	return Anonymous(), true, nil
 }
