@@ -2,7 +2,8 @@ package main
 
 import (
 	"fmt"
-	"math"
+	"sort"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -13,22 +14,10 @@ func (a *app) accessCommand() *cobra.Command {
 	return cmd
 }
 
-// lowestRole is the least-privileged agent role of the active policy: the
-// default of `access grant`.
-func (a *app) lowestRole() string {
-	best, rank := "", math.MaxInt
-	for name, r := range a.engine.Activation().AgentRoles {
-		if r < rank || (r == rank && name < best) {
-			best, rank = name, r
-		}
-	}
-	return best
-}
-
 func (a *app) accessGrant() *cobra.Command {
 	var role string
 	cmd := &cobra.Command{
-		Use:   "grant <agent> <principal> [--role=viewer|operator|admin]",
+		Use:   "grant <agent> <principal> --role=viewer|operator|admin",
 		Short: "Give user:<login|id> or audience:<name> (a bare name is an audience) a role on an agent",
 		Args:  exactArgs(2, "<agent> <principal>"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -37,7 +26,10 @@ func (a *app) accessGrant() *cobra.Command {
 				return err
 			}
 			if !cmd.Flags().Changed("role") {
-				role = a.lowestRole()
+				// No default: which role is least privileged is the policy's
+				// business, and a grant should name what it gives.
+				return &usageError{fmt.Sprintf("--role is required: one of %s (the active policy's agent roles)",
+					strings.Join(sortedRoles(a.engine.Activation().AgentRoles), ", "))}
 			}
 			g, created, err := svc.PutGrant(cmd.Context(), p, args[0], args[1], role)
 			if err != nil {
@@ -54,7 +46,7 @@ func (a *app) accessGrant() *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&role, "role", "", "agent role defined by the active policy (default: the lowest, viewer)")
+	cmd.Flags().StringVar(&role, "role", "", "agent role defined by the active policy, e.g. viewer, operator, admin (required)")
 	return cmd
 }
 
@@ -138,4 +130,13 @@ func (a *app) accessCheck() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&minimumRole, "minimum-role", "", "role the caller must hold at least (default: the lowest)")
 	return cmd
+}
+
+func sortedRoles(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for r := range m {
+		out = append(out, r)
+	}
+	sort.Strings(out)
+	return out
 }
