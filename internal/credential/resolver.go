@@ -37,25 +37,9 @@ type Options struct {
 	Metrics *metrics.Metrics
 }
 
-// Entry is a resolved, cached credential. Its fields are read-only once
-// published; Decisions lets the policy layer memoize decisions whose facts
-// are exactly this entry's facts, so they die with the entry.
+// Entry is a resolved, cached credential; read-only once published.
 type Entry struct {
 	Resolved store.Resolved
-	// Decisions memoizes policy decisions for this credential (see authz).
-	Decisions sync.Map
-	// decisionCount bounds Decisions.
-	decisionCount atomic.Int64
-}
-
-// ReserveDecisionSlot reports whether one more memoized decision fits in
-// this entry (at most max); callers store only when it returns true.
-func (e *Entry) ReserveDecisionSlot(max int64) bool {
-	if e.decisionCount.Add(1) > max {
-		e.decisionCount.Add(-1)
-		return false
-	}
-	return true
 }
 
 // Resolver resolves raw bearer tokens; it implements principal.TokenLookup.
@@ -203,7 +187,6 @@ func principalFor(e *Entry) *principal.Principal {
 		User:  res.Owner,
 		Token: &res.Token,
 		Agent: &res.Agent,
-		Extra: e,
 	}
 }
 
@@ -223,9 +206,6 @@ func (r *Resolver) EvictAgent(agentID int64) {
 func (r *Resolver) EvictOwner(userID int64) {
 	r.evictWhere(func(e *Entry) bool { return e.Resolved.Agent.OwnerID == userID })
 }
-
-// EvictAll empties the cache (e.g. after a lost change notification).
-func (r *Resolver) EvictAll() { r.evictWhere(func(*Entry) bool { return true }) }
 
 // evictWhere is the single eviction path. Evictions are rare (admin
 // actions), so a scan of the bounded cache is cheaper than keeping indexes

@@ -54,9 +54,6 @@ type Principal struct {
 	Token *store.Token
 	// Agent is the token's agent (KindToken only).
 	Agent *store.Agent
-	// Extra is opaque per-request data a resolver may attach, such as the
-	// credential cache entry; nothing in this package reads it.
-	Extra any
 }
 
 // Anonymous returns the principal of a caller without credentials.

@@ -56,15 +56,6 @@ func orNow(t time.Time, now func() time.Time) time.Time {
 	return normalTime(t)
 }
 
-// normalPtr normalises an optional timestamp for storage.
-func normalPtr(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	n := normalTime(*t)
-	return &n
-}
-
 // marshalStrings encodes a list as a JSON array; nil becomes "[]".
 func marshalStrings(list []string) (string, error) {
 	if list == nil {
