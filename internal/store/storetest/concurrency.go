@@ -75,8 +75,11 @@ var concurrencyRules = []rule{
 			})
 		}
 		wg.Go(func() {
-			// Let the resolvers get going so the revoke lands among them.
-			for beforeRevoke.Load() < resolvers {
+			// Let the resolvers get going so the revoke lands among them
+			// (bounded: a resolver that failed early must not hang the test;
+			// its error is reported below).
+			deadline := time.Now().Add(10 * time.Second)
+			for beforeRevoke.Load() < resolvers && time.Now().Before(deadline) {
 				time.Sleep(time.Millisecond)
 			}
 			if _, err := s.RevokeToken(c, a.ID, tok.ID, at(0)); err != nil {
