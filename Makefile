@@ -58,6 +58,7 @@ bench-load: build
 fuzz: ## run each fuzz target for a while (FUZZTIME, default 30s)
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $${FUZZTIME:-30s} ./internal/token/
 	$(GO) test -run '^$$' -fuzz FuzzParseRef -fuzztime $${FUZZTIME:-30s} ./internal/principal/
+	$(GO) test -run '^$$' -fuzz FuzzAuthorizeFastPathAgreesWithEncodingJSON -fuzztime $${FUZZTIME:-30s} ./internal/httpapi/
 
 clean:
 	rm -rf bin build

@@ -281,7 +281,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	if _, err := s.svc.UpdateAgent(ctx, s.op, "chubes-bot", authz.AgentUpdate{Status: &inactive}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.svc.CreateToken(ctx, s.op, "chubes-bot", authz.CreateTokenRequest{}); !errors.As(err, &conflict) || conflict.Code != "agent_inactive" {
+	if _, err := s.svc.CreateToken(ctx, s.op, "chubes-bot", authz.CreateTokenRequest{}); !errors.As(err, &conflict) || conflict.Code != "agent_not_active" {
 		t.Fatalf("token for an inactive agent: %v", err)
 	}
 	_ = first

@@ -47,7 +47,7 @@ func (s *Service) CreateToken(ctx context.Context, p *principal.Principal, agent
 		return CreatedToken{}, err
 	}
 	if f.agent.Status != store.StatusActive {
-		return CreatedToken{}, conflict("agent_inactive", "agent %q is inactive; activate it before issuing tokens", f.agent.Slug)
+		return CreatedToken{}, conflict("agent_not_active", "agent %q is inactive; activate it before issuing tokens", f.agent.Slug)
 	}
 	raw, err := token.Generate(s.cfg.TokenPrefix, f.agent.Slug)
 	if err != nil {

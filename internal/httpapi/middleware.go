@@ -21,6 +21,15 @@ const headerRequestID = "X-Request-Id"
 // ctxPrincipal is the echo context key of the resolved caller.
 const ctxPrincipal = "httpapi.principal"
 
+// ctxDecisionID is the echo context key of the request's decision id, if
+// it made a runtime decision.
+const ctxDecisionID = "httpapi.decision_id"
+
+func decisionIDOf(c echo.Context) string {
+	id, _ := c.Get(ctxDecisionID).(string)
+	return id
+}
+
 // frame is the one global middleware: request id, panic recovery, the
 // per-request deadline, the body size limit, central error rendering and
 // the access log. One layer instead of five keeps the hot path short.
@@ -81,6 +90,7 @@ func (s *Server) logAccess(c echo.Context, rid string, start time.Time) {
 		slog.Duration("latency", time.Since(start)),
 		slog.String("request_id", rid),
 		slog.String("principal", who),
+		slog.String("decision_id", decisionIDOf(c)),
 	)
 }
 

@@ -50,6 +50,7 @@ func authorize(svc *authz.Service, dec bodyDecoder) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		c.Set(ctxDecisionID, res.DecisionID) // for the access log: audit correlation
 		bp := outPool.Get().(*[]byte)
 		out := appendAuthorize((*bp)[:0], res)
 		err = c.JSONBlob(http.StatusOK, out)
