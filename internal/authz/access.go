@@ -168,7 +168,8 @@ type Page struct {
 // after (0 when done). The policy computes the set with the same rule as
 // CanAccess, over candidates Go gathers: every agent when the policy says the
 // caller's scope is "all", otherwise the agents the caller owns or holds a
-// grant on.
+// grant on. Candidates are read a chunk at a time, so a page costs what it
+// shows, not the size of the fleet.
 func (s *Service) ListAccessible(ctx context.Context, p *principal.Principal, minimumRole string, page Page) ([]AccessibleAgent, int64, error) {
 	minimumRole, err := s.validMinimumRole(minimumRole)
 	if err != nil {
@@ -181,46 +182,29 @@ func (s *Service) ListAccessible(ctx context.Context, p *principal.Principal, mi
 	if err != nil {
 		return nil, 0, err
 	}
-	q := store.AgentQuery{All: scope.Scope == "all", OrPrincipals: identities(p), AfterID: page.AfterID}
+	q := store.AgentQuery{All: scope.Scope == "all", OrPrincipals: identities(p), AfterID: page.AfterID, Limit: max(page.Limit+1, minChunk)}
 	if p.User != nil {
 		q.OwnerID = p.User.ID
 	}
-	cands, err := s.st.ListAgents(ctx, q)
-	if err != nil {
-		return nil, 0, storeErr(err)
-	}
-	if len(cands) == 0 {
-		return []AccessibleAgent{}, 0, nil
-	}
-	ids := make([]int64, len(cands))
-	owners := map[int64]*store.User{}
-	for i, a := range cands {
-		ids[i] = a.ID
-		if _, seen := owners[a.OwnerID]; !seen {
-			if owners[a.OwnerID], err = s.owner(ctx, a.OwnerID); err != nil {
-				return nil, 0, err
-			}
+	out := []AccessibleAgent{}
+	for len(out) <= page.Limit { // one more than the page tells whether another page exists
+		cands, err := s.st.ListAgents(ctx, q)
+		if err != nil {
+			return nil, 0, storeErr(err)
 		}
-	}
-	gs, err := s.grantsOn(ctx, p, ids...)
-	if err != nil {
-		return nil, 0, err
-	}
-	d, err := s.require(ctx, &facts{ability: "list-accessible-agents", principal: p, minimumRole: minimumRole, candidates: cands, owners: owners, grants: gs})
-	if err != nil {
-		return nil, 0, err
-	}
-	byID := make(map[int64]store.Agent, len(cands))
-	for _, a := range cands {
-		byID[a.ID] = a
-	}
-	out := make([]AccessibleAgent, 0, len(d.Accessible))
-	for _, acc := range d.Accessible {
-		if a, ok := byID[acc.AgentID]; ok {
-			out = append(out, AccessibleAgent{Agent: a, Role: acc.Role})
+		if len(cands) == 0 {
+			break
 		}
+		found, err := s.accessibleAmong(ctx, p, minimumRole, cands)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, found...)
+		if len(cands) < q.Limit {
+			break
+		}
+		q.AfterID = cands[len(cands)-1].ID
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Agent.ID < out[j].Agent.ID })
 	var next int64
 	if len(out) > page.Limit {
 		out = out[:page.Limit]
@@ -229,9 +213,47 @@ func (s *Service) ListAccessible(ctx context.Context, p *principal.Principal, mi
 	return out, next, nil
 }
 
+// accessibleAmong asks the policy which of cands (ordered by id) the caller
+// may access, in one evaluation.
+func (s *Service) accessibleAmong(ctx context.Context, p *principal.Principal, minimumRole string, cands []store.Agent) ([]AccessibleAgent, error) {
+	ids := make([]int64, len(cands))
+	ownerIDs := make([]int64, len(cands))
+	byID := make(map[int64]store.Agent, len(cands))
+	for i, a := range cands {
+		ids[i], ownerIDs[i], byID[a.ID] = a.ID, a.OwnerID, a
+	}
+	users, err := s.st.GetUsers(ctx, ownerIDs)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	owners := make(map[int64]*store.User, len(users))
+	for i := range users {
+		owners[users[i].ID] = &users[i]
+	}
+	gs, err := s.grantsOn(ctx, p, ids...)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.require(ctx, &facts{ability: "list-accessible-agents", principal: p, minimumRole: minimumRole, candidates: cands, owners: owners, grants: gs})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]AccessibleAgent, 0, len(d.Accessible))
+	for _, acc := range d.Accessible {
+		if a, ok := byID[acc.AgentID]; ok {
+			out = append(out, AccessibleAgent{Agent: a, Role: acc.Role})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Agent.ID < out[j].Agent.ID })
+	return out, nil
+}
+
 const (
 	defaultPage = 100
 	maxPage     = 1000
+	// minChunk is the fewest candidates read per round trip when a page
+	// is small and most candidates may be filtered out.
+	minChunk = 64
 )
 
 // explainer is the optional engine capability behind ExplainAuthorize.

@@ -152,6 +152,9 @@ type Store interface {
 	GetUser(ctx context.Context, id int64) (User, error)
 	// GetUserByLogin returns the user with login.
 	GetUserByLogin(ctx context.Context, login string) (User, error)
+	// GetUsers returns the users with the given ids (missing ids are
+	// skipped), ordered by id, in one round trip per 500 ids.
+	GetUsers(ctx context.Context, ids []int64) ([]User, error)
 	// ListUsers returns every user ordered by id.
 	ListUsers(ctx context.Context) ([]User, error)
 	// UpdateUser applies p and returns the updated user.

@@ -3,7 +3,10 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/jmoiron/sqlx"
 )
 
 const userColumns = "id, login, name, roles, status, created_at"
@@ -63,6 +66,32 @@ func (s *SQL) getUser(ctx context.Context, op, query string, arg any) (User, err
 		return User{}, dbError(op, err)
 	}
 	return r.user()
+}
+
+// GetUsers returns the users with the given ids, ordered by id; ids that
+// do not exist are skipped.
+func (s *SQL) GetUsers(ctx context.Context, ids []int64) ([]User, error) {
+	out := []User{}
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	for start := 0; start < len(ids); start += grantsForBatch {
+		batch := ids[start:min(start+grantsForBatch, len(ids))]
+		query, args, err := sqlx.In(`SELECT `+userColumns+` FROM users WHERE id IN (?) ORDER BY id`, batch)
+		if err != nil {
+			return nil, fmt.Errorf("store: get users: %w", err)
+		}
+		var rows []userRow
+		if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(query), args...); err != nil {
+			return nil, dbError("get users", err)
+		}
+		for _, r := range rows {
+			u, err := r.user()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, u)
+		}
+	}
+	return out, nil
 }
 
 // ListUsers returns every user ordered by id.

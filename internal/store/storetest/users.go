@@ -33,6 +33,15 @@ var userRules = []rule{
 			t.Error("CreatedAt is zero, want now")
 		}
 	}},
+	{"get users returns the existing ones in id order, once each", func(t *testing.T, s store.Store) {
+		a, _, c := mustUser(t, s, "ada"), mustUser(t, s, "bob"), mustUser(t, s, "cy")
+		got, err := s.GetUsers(ctx(t), []int64{c.ID, a.ID, 999999, c.ID})
+		noErr(t, "GetUsers", err)
+		equal(t, "GetUsers", got, []store.User{a, c})
+		none, err := s.GetUsers(ctx(t), nil)
+		noErr(t, "GetUsers(nil)", err)
+		equal(t, "GetUsers(nil)", none, []store.User{})
+	}},
 	{"duplicate login is a conflict", func(t *testing.T, s store.Store) {
 		mustUser(t, s, "ada")
 		_, err := s.CreateUser(ctx(t), store.User{Login: "ada"})
