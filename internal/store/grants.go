@@ -10,9 +10,9 @@ import (
 
 const grantColumns = "agent_id, principal, role, granted_at"
 
-// grantsForBatch bounds the agent ids bound in one GrantsFor query, well
+// inListBatch bounds the ids bound in one IN (...) query (GrantsFor, GetUsers), well
 // under the parameter limits of both databases.
-const grantsForBatch = 500
+const inListBatch = 500
 
 // grantRow is an agent_grants row as stored.
 type grantRow struct {
@@ -106,8 +106,8 @@ func (s *SQL) GrantsFor(ctx context.Context, agentIDs []int64, principals []stri
 		return out, nil
 	}
 	ids := slices.Compact(slices.Sorted(slices.Values(agentIDs)))
-	for start := 0; start < len(ids); start += grantsForBatch {
-		batch := ids[start:min(start+grantsForBatch, len(ids))]
+	for start := 0; start < len(ids); start += inListBatch {
+		batch := ids[start:min(start+inListBatch, len(ids))]
 		query, args, err := sqlx.In(`SELECT `+grantColumns+` FROM agent_grants
 			WHERE agent_id IN (?) AND principal IN (?) ORDER BY agent_id, principal`, batch, principals)
 		if err != nil {

@@ -73,8 +73,8 @@ func (s *SQL) getUser(ctx context.Context, op, query string, arg any) (User, err
 func (s *SQL) GetUsers(ctx context.Context, ids []int64) ([]User, error) {
 	out := []User{}
 	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
-	for start := 0; start < len(ids); start += grantsForBatch {
-		batch := ids[start:min(start+grantsForBatch, len(ids))]
+	for start := 0; start < len(ids); start += inListBatch {
+		batch := ids[start:min(start+inListBatch, len(ids))]
 		query, args, err := sqlx.In(`SELECT `+userColumns+` FROM users WHERE id IN (?) ORDER BY id`, batch)
 		if err != nil {
 			return nil, fmt.Errorf("store: get users: %w", err)
@@ -83,12 +83,8 @@ func (s *SQL) GetUsers(ctx context.Context, ids []int64) ([]User, error) {
 		if err := s.db.SelectContext(ctx, &rows, s.db.Rebind(query), args...); err != nil {
 			return nil, dbError("get users", err)
 		}
-		for _, r := range rows {
-			u, err := r.user()
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, u)
+		if out, err = appendUsers(out, rows); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
@@ -100,7 +96,11 @@ func (s *SQL) ListUsers(ctx context.Context) ([]User, error) {
 	if err := s.db.SelectContext(ctx, &rows, `SELECT `+userColumns+` FROM users ORDER BY id`); err != nil {
 		return nil, dbError("list users", err)
 	}
-	out := make([]User, 0, len(rows))
+	return appendUsers(make([]User, 0, len(rows)), rows)
+}
+
+// appendUsers decodes rows onto out.
+func appendUsers(out []User, rows []userRow) ([]User, error) {
 	for _, r := range rows {
 		u, err := r.user()
 		if err != nil {
