@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -113,9 +114,17 @@ type putGrantBody struct {
 	Role string `json:"role"`
 }
 
-// principalParam is the {principal} path value ("user:3", "audience:acme").
+// principalParam is the {principal} path value ("user:3", "audience:acme");
+// a user id in it must be canonical ("user:03" is refused).
 func principalParam(c echo.Context) (string, error) {
-	return refParam(c, "principal", maxPrincipalLen)
+	v, err := refParam(c, "principal", maxPrincipalLen)
+	if err != nil {
+		return "", err
+	}
+	if name, ok := strings.CutPrefix(v, "user:"); ok && checkIDRef("principal", name) != nil {
+		return "", badRequest("invalid_principal", "principal", "principal %q names a user id that is not %s", clip(v), idRule)
+	}
+	return v, nil
 }
 
 // putGrant gives a principal a role on an agent: 201 when created, 200

@@ -45,6 +45,9 @@ func createAgent(svc *authz.Service, dec bodyDecoder) echo.HandlerFunc {
 		if err := dec.decode(c, &body); err != nil {
 			return err
 		}
+		if err := checkIDRef("owner", body.Owner); err != nil {
+			return err
+		}
 		tp, _, err := toolPolicyBody(body.ToolPolicy)
 		if err != nil {
 			return err

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -11,6 +12,9 @@ import (
 func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 	e := newEnv(t)
 	long := strings.Repeat("a", 129)
+	// The seeded records by id, for non-canonical spellings of real ids:
+	// before strict ids, "/tokens/0<id>" revoked the seeded token.
+	tokenID, agentID, bobID, aliceID := itoa(e.alphaTokenID), itoa(e.alpha.ID), itoa(e.bob.ID), itoa(e.alice.ID)
 	huge := `{"label":"` + strings.Repeat("x", 70<<10) + `"}`
 	cases := []struct {
 		name, method, path, body string
@@ -18,6 +22,7 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 		status                   int
 		code                     string
 		field                    string
+		msg                      string // a substring of error.message
 	}{
 		// JSON shape
 		{name: "a body that is not JSON is invalid_json", method: "POST", path: "/v1/agents/alpha/tokens", body: `{"label":`, status: 400, code: "invalid_json"},
@@ -30,6 +35,28 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 		{name: "trailing garbage after the object is invalid_json", method: "POST", path: "/v1/agents/alpha/tokens", body: `{"label":"a"}x`, status: 400, code: "invalid_json"},
 		{name: "a wrong field type is invalid_field", method: "POST", path: "/v1/agents/alpha/tokens", body: `{"label":5}`, status: 400, code: "invalid_field", field: "label"},
 		{name: "an unknown field is unknown_field", method: "POST", path: "/v1/agents/alpha/tokens", body: `{"labl":"x"}`, status: 400, code: "unknown_field", field: "labl"},
+		// strict JSON: exact keys, no duplicates, valid UTF-8
+		{name: "a key that matches only case-insensitively is unknown_field", method: "POST", path: "/v1/authorize", body: `{"action":"read_jobs","ACTION":"manage_flows"}`, status: 400, code: "unknown_field", field: "ACTION", msg: `"ACTION"`},
+		{name: "a case-variant key alone is unknown_field", method: "POST", path: "/v1/authorize", body: `{"Action":"chat","agent":"alpha"}`, status: 400, code: "unknown_field", field: "Action", msg: `did you mean "action"`},
+		{name: "a duplicate action is invalid_json naming the key", method: "POST", path: "/v1/authorize", body: `{"action":"read_jobs","action":"manage_flows"}`, status: 400, code: "invalid_json", field: "action", msg: `duplicate key "action"`},
+		{name: "a duplicate agent is invalid_json naming the key", method: "POST", path: "/v1/authorize", body: `{"action":"chat","agent":"alpha","agent":"ghost"}`, status: 400, code: "invalid_json", field: "agent", msg: `duplicate key "agent"`},
+		{name: "a duplicate spelled with an escape is invalid_json", method: "POST", path: "/v1/authorize", body: `{"action":"chat","agent":"alpha","\u0061gent":"ghost"}`, status: 400, code: "invalid_json", field: "agent", msg: `duplicate key "agent"`},
+		{name: "a duplicate label is invalid_json and creates no token", method: "POST", path: "/v1/agents/alpha/tokens", body: `{"label":"a","label":"b"}`, status: 400, code: "invalid_json", field: "label", msg: `duplicate key "label"`},
+		{name: "duplicate capabilities are invalid_json", method: "POST", path: "/v1/agents/alpha/tokens", body: `{"capabilities":["read"],"capabilities":null}`, status: 400, code: "invalid_json", field: "capabilities", msg: `duplicate key "capabilities"`},
+		{name: "invalid UTF-8 in a label is invalid_json and creates no token", method: "POST", path: "/v1/agents/alpha/tokens", body: "{\"label\":\"bad\xff\"}", status: 400, code: "invalid_json", field: "label", msg: "not valid UTF-8"},
+		{name: "an encoded surrogate in a label is invalid_json", method: "POST", path: "/v1/agents/alpha/tokens", body: "{\"label\":\"\xed\xa0\x80\"}", status: 400, code: "invalid_json", field: "label", msg: "not valid UTF-8"},
+		{name: "invalid UTF-8 in a key is invalid_json", method: "POST", path: "/v1/agents/alpha/tokens", body: "{\"lab\xffel\":\"x\"}", status: 400, code: "invalid_json", msg: "not valid UTF-8"},
+		{name: "a lone surrogate escape in a label is invalid_json", method: "POST", path: "/v1/agents/alpha/tokens", body: `{"label":"\ud800"}`, status: 400, code: "invalid_json", field: "label", msg: "surrogate"},
+		{name: "a reversed surrogate pair in a label is invalid_json", method: "POST", path: "/v1/agents/alpha/tokens", body: `{"label":"\udc00\ud800"}`, status: 400, code: "invalid_json", field: "label", msg: "surrogate"},
+		{name: "a lone surrogate escape in a capability is invalid_json", method: "POST", path: "/v1/agents/alpha/tokens", body: `{"capabilities":["read\udfff"]}`, status: 400, code: "invalid_json", field: "capabilities[0]", msg: "surrogate"},
+		{name: "a duplicate inside tool_policy is invalid_json naming the key", method: "POST", path: "/v1/agents", body: `{"slug":"beta","owner":"alice","tool_policy":{"mode":"allow","mode":"deny","tools":[]}}`, status: 400, code: "invalid_json", field: "tool_policy.mode", msg: `duplicate key "mode" in "tool_policy"`},
+		{name: "a duplicate inside tool_policy on update is invalid_json", method: "PATCH", path: "/v1/agents/alpha", body: `{"tool_policy":{"mode":"deny","tools":[],"tools":["web_search"]}}`, status: 400, code: "invalid_json", field: "tool_policy.tools", msg: `duplicate key "tools"`},
+		{name: "a duplicate tool_policy is invalid_json", method: "PATCH", path: "/v1/agents/alpha", body: `{"tool_policy":null,"tool_policy":{"mode":"deny","tools":[]}}`, status: 400, code: "invalid_json", field: "tool_policy", msg: `duplicate key "tool_policy"`},
+		{name: "a case-variant key inside tool_policy is unknown_field", method: "POST", path: "/v1/agents", body: `{"slug":"beta","owner":"alice","tool_policy":{"Mode":"allow","tools":[]}}`, status: 400, code: "unknown_field", field: "tool_policy.Mode", msg: `did you mean "mode"`},
+		{name: "invalid UTF-8 inside tool_policy is invalid_json", method: "POST", path: "/v1/agents", body: "{\"slug\":\"beta\",\"owner\":\"alice\",\"tool_policy\":{\"mode\":\"allow\",\"tools\":[\"w\xc3\"]}}", status: 400, code: "invalid_json", field: "tool_policy.tools[0]", msg: "not valid UTF-8"},
+		{name: "duplicate roles on user create are invalid_json", method: "POST", path: "/v1/users", body: `{"login":"carol","roles":["subscriber"],"roles":["administrator"]}`, status: 400, code: "invalid_json", field: "roles", msg: `duplicate key "roles"`},
+		{name: "a case-variant status on user update is unknown_field", method: "PATCH", path: "/v1/users/bob", body: `{"name":"Bob","STATUS":"disabled"}`, status: 400, code: "unknown_field", field: "STATUS"},
+		{name: "a duplicate grant role is invalid_json", method: "PUT", path: "/v1/agents/alpha/grants/user%3Abob", body: `{"role":"viewer","role":"operator"}`, status: 400, code: "invalid_json", field: "role", msg: `duplicate key "role"`},
 		{name: "capabilities as a string is invalid_field", method: "POST", path: "/v1/agents/alpha/tokens", body: `{"capabilities":"read"}`, status: 400, code: "invalid_field", field: "capabilities"},
 		{name: "capabilities with a number is invalid_field", method: "POST", path: "/v1/agents/alpha/tokens", body: `{"capabilities":[1]}`, status: 400, code: "invalid_field"},
 		{name: "an empty capability name is invalid", method: "POST", path: "/v1/agents/alpha/tokens", body: `{"capabilities":[""]}`, status: 400, code: "invalid_capabilities"},
@@ -56,6 +83,28 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 		{name: "a negative token id is invalid_token_id", method: "DELETE", path: "/v1/agents/alpha/tokens/-1", status: 400, code: "invalid_token_id"},
 		{name: "a fractional token id is invalid_token_id", method: "DELETE", path: "/v1/agents/alpha/tokens/1.5", status: 400, code: "invalid_token_id"},
 		{name: "an overflowing token id is invalid_token_id", method: "DELETE", path: "/v1/agents/alpha/tokens/99999999999999999999", status: 400, code: "invalid_token_id"},
+		{name: "token id +1 is invalid_token_id", method: "DELETE", path: "/v1/agents/alpha/tokens/+" + tokenID, status: 400, code: "invalid_token_id", field: "token_id", msg: "canonical decimal"},
+		{name: "token id 01 is invalid_token_id", method: "DELETE", path: "/v1/agents/alpha/tokens/0" + tokenID, status: 400, code: "invalid_token_id", field: "token_id", msg: "canonical decimal"},
+		{name: "token id 1.0 is invalid_token_id", method: "DELETE", path: "/v1/agents/alpha/tokens/" + tokenID + ".0", status: 400, code: "invalid_token_id", field: "token_id"},
+		{name: "token id 1e0 is invalid_token_id", method: "DELETE", path: "/v1/agents/alpha/tokens/" + tokenID + "e0", status: 400, code: "invalid_token_id", field: "token_id"},
+		{name: "token id with a leading space is invalid_token_id", method: "DELETE", path: "/v1/agents/alpha/tokens/%20" + tokenID, status: 400, code: "invalid_token_id", field: "token_id"},
+		{name: "token id with a trailing space is invalid_token_id", method: "DELETE", path: "/v1/agents/alpha/tokens/" + tokenID + "%20", status: 400, code: "invalid_token_id", field: "token_id"},
+		{name: "a percent-encoded token id is invalid_token_id", method: "DELETE", path: "/v1/agents/alpha/tokens/%3" + tokenID, status: 400, code: "invalid_token_id", field: "token_id"},
+		{name: "agent id 01 in a path is invalid_agent", method: "GET", path: "/v1/agents/0" + agentID, status: 400, code: "invalid_agent", field: "agent", msg: "canonical decimal"},
+		{name: "agent id +1 in a path is invalid_agent", method: "DELETE", path: "/v1/agents/+" + agentID, status: 400, code: "invalid_agent", field: "agent"},
+		{name: "agent id 01 on delete is invalid_agent", method: "DELETE", path: "/v1/agents/0" + agentID, status: 400, code: "invalid_agent", field: "agent"},
+		{name: "agent id 01 on token create is invalid_agent", method: "POST", path: "/v1/agents/0" + agentID + "/tokens", body: `{}`, status: 400, code: "invalid_agent", field: "agent"},
+		{name: "agent id 01 on revoke is invalid_agent", method: "DELETE", path: "/v1/agents/0" + agentID + "/tokens/" + tokenID, status: 400, code: "invalid_agent", field: "agent"},
+		{name: "an overflowing agent id is invalid_agent", method: "GET", path: "/v1/agents/99999999999999999999", status: 400, code: "invalid_agent", field: "agent"},
+		{name: "agent id 0 is invalid_agent", method: "GET", path: "/v1/agents/0", status: 400, code: "invalid_agent", field: "agent"},
+		{name: "user id 01 in a path is invalid_user", method: "PATCH", path: "/v1/users/0" + bobID, body: `{"name":"x"}`, status: 400, code: "invalid_user", field: "user", msg: "canonical decimal"},
+		{name: "user id +1 in a path is invalid_user", method: "PATCH", path: "/v1/users/+" + bobID, body: `{"status":"disabled"}`, status: 400, code: "invalid_user", field: "user"},
+		{name: "a principal with user id 01 is invalid_principal", method: "PUT", path: "/v1/agents/alpha/grants/user%3A0" + bobID, body: `{"role":"viewer"}`, status: 400, code: "invalid_principal", field: "principal", msg: "canonical decimal"},
+		{name: "a principal with user id 01 on delete is invalid_principal", method: "DELETE", path: "/v1/agents/alpha/grants/user%3A0" + bobID, status: 400, code: "invalid_principal", field: "principal"},
+		{name: "agent id 01 in the authorize body is invalid_agent", method: "POST", path: "/v1/authorize", body: `{"action":"chat","agent":"0` + agentID + `"}`, status: 400, code: "invalid_agent", field: "agent", msg: "canonical decimal"},
+		{name: "agent id +1 in the authorize body is invalid_agent", method: "POST", path: "/v1/authorize", body: `{"action":"chat","agent":"+` + agentID + `"}`, status: 400, code: "invalid_agent", field: "agent"},
+		{name: "owner id 01 in the agent body is invalid_owner", method: "POST", path: "/v1/agents", body: `{"slug":"beta","owner":"0` + aliceID + `"}`, status: 400, code: "invalid_owner", field: "owner", msg: "canonical decimal"},
+		{name: "owner id +1 in the agent body is invalid_owner", method: "POST", path: "/v1/agents", body: `{"slug":"beta","owner":"+` + aliceID + `"}`, status: 400, code: "invalid_owner", field: "owner"},
 		{name: "an unknown token is token_not_found", method: "DELETE", path: "/v1/agents/alpha/tokens/9999", status: 404, code: "token_not_found"},
 		// roles and paging
 		{name: "minimum_role owner is invalid_role on access", method: "GET", path: "/v1/agents/alpha/access?minimum_role=owner", status: 400, code: "invalid_role"},
@@ -65,6 +114,10 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 		{name: "limit 0 is invalid_limit", method: "GET", path: "/v1/agents?limit=0", status: 400, code: "invalid_limit"},
 		{name: "limit above 1000 is invalid_limit", method: "GET", path: "/v1/agents?limit=1001", status: 400, code: "invalid_limit"},
 		{name: "a negative after is invalid_after", method: "GET", path: "/v1/agents?after=-5", status: 400, code: "invalid_after"},
+		{name: "after +1 is invalid_after", method: "GET", path: "/v1/agents?after=%2B1", status: 400, code: "invalid_after", field: "after"},
+		{name: "after 01 is invalid_after", method: "GET", path: "/v1/agents?after=01", status: 400, code: "invalid_after", field: "after"},
+		{name: "limit 05 is invalid_limit", method: "GET", path: "/v1/agents?limit=05", status: 400, code: "invalid_limit", field: "limit"},
+		{name: "limit 1e1 is invalid_limit", method: "GET", path: "/v1/agents?limit=1e1", status: 400, code: "invalid_limit", field: "limit"},
 		{name: "a non-integer after is invalid_after", method: "GET", path: "/v1/agents?after=x", status: 400, code: "invalid_after"},
 		// grants
 		{name: "an unknown principal type is invalid_principal", method: "PUT", path: "/v1/agents/alpha/grants/robot%3Ax", body: `{"role":"viewer"}`, status: 400, code: "invalid_principal"},
@@ -117,9 +170,23 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 			if c.field != "" && res.ErrorField() != c.field {
 				t.Errorf("field = %q, want %q", res.ErrorField(), c.field)
 			}
+			if msg := errorMessage(res); !strings.Contains(msg, c.msg) {
+				t.Errorf("message %q does not contain %q", msg, c.msg)
+			}
 			if after := e.snapshot(); after != before {
 				t.Errorf("the store changed:\nbefore %s\nafter  %s", before, after)
 			}
 		})
 	}
+}
+
+// errorMessage returns error.message of an error body ("" if none).
+func errorMessage(r *response) string {
+	var b struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(r.Body, &b)
+	return b.Error.Message
 }

@@ -2,14 +2,13 @@ package httpapi
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"mime"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/labstack/echo/v4"
 )
 
@@ -54,8 +53,10 @@ func (d bodyDecoder) read(c echo.Context, parse func([]byte) error) error {
 	return parse(buf.Bytes())
 }
 
-// decodeObject decodes one JSON object from b into dst strictly; prefix
-// names the enclosing field in error messages.
+// decodeObject decodes one JSON object from b into dst under the strict
+// rules of strictjson.go (exact keys, no unknown or duplicate keys, valid
+// UTF-8, no trailing data); prefix names the enclosing field in error
+// messages.
 func decodeObject(b []byte, dst any, prefix string) error {
 	first := firstByte(b)
 	switch {
@@ -65,18 +66,13 @@ func decodeObject(b []byte, dst any, prefix string) error {
 		if prefix != "" {
 			return badRequest("invalid_field", prefix, "field %q must be an object", prefix)
 		}
-		if json.Valid(b) {
+		if jsontext.Value(b).IsValid() {
 			return errNotObject
 		}
 		return badRequest("invalid_json", "", "the request body is not valid JSON")
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return jsonError(err, prefix)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errTrailing
+	if err := strictUnmarshal(b, dst); err != nil {
+		return strictError(b, err, prefix)
 	}
 	return nil
 }
@@ -122,10 +118,24 @@ func pathParam(c echo.Context, name string) (string, error) {
 	return out, nil
 }
 
-// agentParam is the {agent} path value: a slug or an id, validated further
-// by the service.
+// agentParam is the {agent} path value: a slug or a canonical id,
+// validated further by the service.
 func agentParam(c echo.Context) (string, error) {
-	return refParam(c, "agent", maxRefLen)
+	return idRefParam(c, "agent")
+}
+
+// userParam is the {user} path value: a login or a canonical id.
+func userParam(c echo.Context) (string, error) {
+	return idRefParam(c, "user")
+}
+
+// idRefParam reads a path value that names a record by name or by id.
+func idRefParam(c echo.Context, name string) (string, error) {
+	v, err := refParam(c, name, maxRefLen)
+	if err != nil {
+		return "", err
+	}
+	return v, checkIDRef(name, v)
 }
 
 func refParam(c echo.Context, name string, max int) (string, error) {
@@ -139,28 +149,24 @@ func refParam(c echo.Context, name string, max int) (string, error) {
 	return v, nil
 }
 
-// tokenIDParam is the {token_id} path value: a positive integer.
+// tokenIDParam is the {token_id} path value: a canonical id.
 func tokenIDParam(c echo.Context) (int64, error) {
-	v := c.Param("token_id")
-	id, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || id <= 0 {
-		return 0, badRequest("invalid_token_id", "token_id", "token_id must be a positive integer")
-	}
-	return id, nil
+	return idParam(c, "token_id")
 }
 
-// queryInt parses an optional non-negative integer query parameter.
+// queryInt parses an optional non-negative integer query parameter, in
+// canonical decimal ("0" or an id: no sign or leading zero).
 func queryInt(q url.Values, name string, max int64) (int64, error) {
 	v := q.Get(name)
 	if v == "" {
 		return 0, nil
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 || (max > 0 && n > max) {
+	n, ok := parseCount(v)
+	if !ok || (max > 0 && n > max) {
 		if max > 0 {
-			return 0, badRequest("invalid_"+name, name, "%s must be an integer from 0 to %d", name, max)
+			return 0, badRequest("invalid_"+name, name, "%s must be an integer from 0 to %d in canonical decimal form", name, max)
 		}
-		return 0, badRequest("invalid_"+name, name, "%s must be a non-negative integer", name)
+		return 0, badRequest("invalid_"+name, name, "%s must be a non-negative integer in canonical decimal form", name)
 	}
 	return n, nil
 }

@@ -43,7 +43,10 @@ func authorize(svc *authz.Service, dec bodyDecoder) echo.HandlerFunc {
 			return err
 		}
 		var body authorizeBody
-		if err := dec.read(c, func(b []byte) error { return decodeAuthorize(b, &body) }); err != nil {
+		if err := dec.decode(c, &body); err != nil {
+			return err
+		}
+		if err := checkIDRef("agent", body.Agent); err != nil {
 			return err
 		}
 		res, err := svc.Authorize(c.Request().Context(), p, authz.AuthorizeRequest{Action: body.Action, Tool: body.Tool, Agent: body.Agent})

@@ -65,7 +65,7 @@ func updateUser(svc *authz.Service, dec bodyDecoder) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		ref, err := refParam(c, "user", maxRefLen)
+		ref, err := userParam(c)
 		if err != nil {
 			return err
 		}
