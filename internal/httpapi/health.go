@@ -2,8 +2,12 @@ package httpapi
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
+	"time"
 
 	"github.com/labstack/echo/v4"
 )
@@ -24,14 +28,35 @@ type readyCheck interface {
 	Checks() map[string]string
 }
 
+// readyBudget bounds one readiness check: /readyz answers within it even
+// when the check (a store ping on a frozen server) never returns.
+const readyBudget = 800 * time.Millisecond
+
+// errReadyTimeout is the answer when the check does not return in time.
+// The Ready function is one call, so the check that timed out is named
+// "ready", with the outcome "timeout".
+var errReadyTimeout = readyTimeout{}
+
+type readyTimeout struct{}
+
+func (readyTimeout) Error() string {
+	return fmt.Sprintf("readiness check did not return within %s", readyBudget)
+}
+func (readyTimeout) Checks() map[string]string { return map[string]string{"ready": "timeout"} }
+
 // readyz answers 200 when ready (the store pings and the engine has an
-// active bundle) and 503 otherwise.
+// active bundle) and 503 otherwise, within budget.
 func readyz(ready func(ctx context.Context) error, log *slog.Logger) echo.HandlerFunc {
+	return readyzWithin(ready, readyBudget, log)
+}
+
+func readyzWithin(ready func(ctx context.Context) error, budget time.Duration, log *slog.Logger) echo.HandlerFunc {
+	probe := &readiness{check: ready, budget: budget, log: log}
 	return func(c echo.Context) error {
 		if ready == nil {
 			return c.JSON(http.StatusOK, map[string]any{"status": "ok"})
 		}
-		err := ready(c.Request().Context())
+		err := probe.wait(c.Request().Context())
 		if err == nil {
 			return c.JSON(http.StatusOK, map[string]any{"status": "ok"})
 		}
@@ -43,4 +68,66 @@ func readyz(ready func(ctx context.Context) error, log *slog.Logger) echo.Handle
 		noStore(c)
 		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": checks})
 	}
+}
+
+// readiness runs the Ready function with its own budget, at most one run
+// at a time: probes that arrive while a run is in flight wait on it (each
+// within its own budget) instead of piling more blocked calls onto a store
+// that does not answer.
+type readiness struct {
+	check  func(ctx context.Context) error
+	budget time.Duration
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	running *readyRun
+}
+
+type readyRun struct {
+	done chan struct{}
+	err  error // set before done closes
+}
+
+// wait returns the outcome of the current run, starting one if none is in
+// flight, or errReadyTimeout after budget (or when ctx ends first).
+func (r *readiness) wait(ctx context.Context) error {
+	run := r.start(ctx)
+	timer := time.NewTimer(r.budget)
+	defer timer.Stop()
+	select {
+	case <-run.done:
+		return run.err
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	return errReadyTimeout
+}
+
+func (r *readiness) start(ctx context.Context) *readyRun {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.running != nil {
+		return r.running
+	}
+	run := &readyRun{done: make(chan struct{})}
+	r.running = run
+	// The run outlives the request that started it, so it keeps the
+	// request's values but not its cancellation; the budget bounds it for
+	// a Ready function that honours its context.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.budget)
+	go func() {
+		defer cancel()
+		defer func() {
+			if p := recover(); p != nil {
+				r.log.Error("panic in readiness check", "panic", fmt.Sprint(p))
+				run.err = errors.New("readiness check panicked")
+			}
+			r.mu.Lock()
+			r.running = nil
+			r.mu.Unlock()
+			close(run.done)
+		}()
+		run.err = r.check(cctx)
+	}()
+	return run
 }

@@ -32,7 +32,8 @@ const (
 
 // Config holds the server's deployment settings. Zero values take the
 // defaults above; a negative RequestTimeout disables the per-request
-// deadline.
+// deadline. The deadline holds even when a handler does not return: the
+// client gets 503 timeout at RequestTimeout and the late answer is dropped.
 type Config struct {
 	Addr            string
 	BodyLimit       int64
@@ -95,6 +96,11 @@ func New(cfg Config, deps Deps) *Server {
 	e.Server.IdleTimeout = 2 * cfg.ReadTimeout
 	s := &Server{cfg: cfg, deps: deps, e: e, log: cfg.Logger}
 	e.HTTPErrorHandler = s.handleError
+	if cfg.RequestTimeout > 0 {
+		// Answers 503 timeout at the deadline even when a handler is
+		// stuck in a call that ignores its context (see keepDeadline).
+		e.Pre(s.deadline())
+	}
 	s.routes()
 	return s
 }

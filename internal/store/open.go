@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	_ "github.com/lib/pq"  // registers the "postgres" driver
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -48,7 +47,15 @@ func Open(ctx context.Context, rawURL string) (*SQL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", redacted, err)
 	}
-	sqlDB, err := sql.Open(d.driver, dsn)
+	var sqlDB *sql.DB
+	if d.name == postgresDialect.name {
+		// Dials with a connect timeout, keepalive and TCP_USER_TIMEOUT
+		// (see dial.go) so a dead server is noticed and its connections
+		// replaced.
+		sqlDB, err = openPostgres(dsn)
+	} else {
+		sqlDB, err = sql.Open(d.driver, dsn)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w: %s", redacted, ErrUnavailable, scrubPassword(err, rawURL))
 	}
