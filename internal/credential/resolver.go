@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/agentauthz/agentauthz/internal/metrics"
 	"github.com/agentauthz/agentauthz/internal/principal"
@@ -27,6 +28,15 @@ type Options struct {
 	CacheTTL time.Duration
 	// CacheSize bounds the number of cached tokens (default 10000).
 	CacheSize int
+	// NegativeTTL is how long a token hash the store does not know is
+	// answered "unknown" without asking again, so that repeating a forged
+	// token (well-formed, valid checksum) costs one store query per TTL
+	// rather than one per request. Zero or negative disables it (the
+	// server's default is 5s). See negativeCache for why it is sound.
+	NegativeTTL time.Duration
+	// NegativeSize bounds the number of remembered unknown hashes (default
+	// 10000); the least recently seen are forgotten first.
+	NegativeSize int
 	// TouchInterval is how often coalesced last_used_at writes are flushed
 	// (default 5s).
 	TouchInterval time.Duration
@@ -44,13 +54,16 @@ type Entry struct {
 
 // Resolver resolves raw bearer tokens; it implements principal.TokenLookup.
 type Resolver struct {
-	st     store.Store
-	opts   Options
-	cache  *expirable.LRU[string, *Entry] // by token hash; nil when disabled
-	mu     sync.Mutex                     // serialises fills against evictions
-	epoch  atomic.Uint64                  // bumped by every eviction
-	touch  *toucher
-	logger *slog.Logger
+	st    store.Store
+	opts  Options
+	cache *expirable.LRU[string, *Entry] // by token hash; nil when disabled
+	// negative holds hashes the store did not know; nil when disabled.
+	negative     *expirable.LRU[string, struct{}]
+	negativeHits prometheus.Counter
+	mu           sync.Mutex    // serialises fills against evictions
+	epoch        atomic.Uint64 // bumped by every eviction
+	touch        *toucher
+	logger       *slog.Logger
 }
 
 // New builds a Resolver over st and starts its last-used flusher; call Close
@@ -61,6 +74,9 @@ func New(st store.Store, opts Options) *Resolver {
 	}
 	if opts.CacheSize <= 0 {
 		opts.CacheSize = 10000
+	}
+	if opts.NegativeSize <= 0 {
+		opts.NegativeSize = 10000
 	}
 	if opts.TouchInterval <= 0 {
 		opts.TouchInterval = 5 * time.Second
@@ -75,6 +91,10 @@ func New(st store.Store, opts Options) *Resolver {
 	if opts.CacheTTL > 0 {
 		r.cache = expirable.NewLRU[string, *Entry](opts.CacheSize, nil, opts.CacheTTL)
 	}
+	if opts.NegativeTTL > 0 {
+		r.negative = expirable.NewLRU[string, struct{}](opts.NegativeSize, nil, opts.NegativeTTL)
+		r.negativeHits = opts.Metrics.NegativeCacheHits()
+	}
 	r.touch = newToucher(st, opts.TouchInterval, opts.Logger)
 	return r
 }
@@ -88,9 +108,9 @@ func (r *Resolver) Close(ctx context.Context) error { return r.touch.close(ctx) 
 // so the caller can answer 503. Nothing here ever falls back.
 func (r *Resolver) Lookup(ctx context.Context, raw string) (*principal.Principal, error) {
 	if _, err := token.Parse(r.opts.Prefix, raw); err != nil {
-		reason := "malformed"
+		reason := principal.ReasonMalformed
 		if errors.Is(err, token.ErrChecksum) {
-			reason = "checksum"
+			reason = principal.ReasonChecksum
 		}
 		r.opts.Metrics.TokenLookup(reason, "none")
 		return nil, &principal.AuthError{Reason: reason}
@@ -127,26 +147,35 @@ func outcome(err error) string {
 	}
 }
 
-// entry returns the cached entry for hash (cached=true) or fills it from
-// the store.
+// entry returns the cached entry for hash (cached=true), the cached verdict
+// that the hash is unknown (cached=true), or fills either from the store.
 func (r *Resolver) entry(ctx context.Context, hash string) (e *Entry, cached bool, err error) {
 	if r.cache != nil {
 		if e, ok := r.cache.Get(hash); ok {
 			return e, true, nil
 		}
 	}
+	if r.negative != nil {
+		if _, ok := r.negative.Get(hash); ok {
+			r.negativeHits.Inc()
+			return nil, true, &principal.AuthError{Reason: principal.ReasonUnknown}
+		}
+	}
 	before := r.epoch.Load()
 	res, err := r.st.ResolveTokenHash(ctx, hash)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, false, &principal.AuthError{Reason: "unknown"}
+		r.rememberUnknown(hash)
+		return nil, false, &principal.AuthError{Reason: principal.ReasonUnknown}
 	}
 	if err != nil {
+		// A store failure says nothing about the hash: never cached.
 		return nil, false, fmt.Errorf("resolve token: %w", err)
 	}
 	// The lookup was by hash; compare again in constant time so a store
 	// that matched loosely can never hand back another token.
 	if !token.EqualHash(res.Token.Hash, hash) {
-		return nil, false, &principal.AuthError{Reason: "unknown"}
+		r.rememberUnknown(hash)
+		return nil, false, &principal.AuthError{Reason: principal.ReasonUnknown}
 	}
 	e = &Entry{Resolved: res}
 	if r.cache != nil {
@@ -161,20 +190,46 @@ func (r *Resolver) entry(ctx context.Context, hash string) (e *Entry, cached boo
 	return e, false, nil
 }
 
+// rememberUnknown records that the store does not know hash (the negative
+// cache).
+//
+// Why a negative entry cannot hide a token that works: a token's raw value
+// carries 28 bytes from crypto/rand and is handed out only after its row is
+// committed, and its hash is SHA-256 of that value. Nobody can therefore
+// present a token, and so create a negative entry for its hash, before the
+// row exists — except by guessing 224 random bits. Every lookup of a real
+// token's hash happens after its creation and finds it; a negative entry
+// can only ever be for a hash no token had when it was cached, and a token
+// created later has, with overwhelming probability, another hash. This
+// holds across processes sharing the store (the raw value reaches a client
+// only after the creating transaction committed), as long as the store
+// reads its own committed writes (one database, no lagging replica).
+//
+// Revocation, expiry and deactivation never turn a known hash into an
+// unknown one (the row stays; deleting an agent deletes its tokens, and an
+// "unknown" verdict for those is right), so no eviction path needs to touch
+// the negative cache: it can only make failures cheaper, never successes
+// fail.
+func (r *Resolver) rememberUnknown(hash string) {
+	if r.negative != nil {
+		r.negative.Add(hash, struct{}{})
+	}
+}
+
 // live applies the liveness rules to an entry, cached or fresh.
 func (r *Resolver) live(e *Entry) error {
 	t, a, o := e.Resolved.Token, e.Resolved.Agent, e.Resolved.Owner
 	switch {
 	case t.RevokedAt != nil:
-		return &principal.AuthError{Reason: "revoked"}
+		return &principal.AuthError{Reason: principal.ReasonRevoked}
 	case t.ExpiresAt != nil && !r.opts.Now().Before(*t.ExpiresAt):
-		return &principal.AuthError{Reason: "expired"}
+		return &principal.AuthError{Reason: principal.ReasonExpired}
 	case o == nil:
-		return &principal.AuthError{Reason: "owner_missing"}
+		return &principal.AuthError{Reason: principal.ReasonOwnerMissing}
 	case o.Status != store.StatusActive:
-		return &principal.AuthError{Reason: "owner_disabled"}
+		return &principal.AuthError{Reason: principal.ReasonOwnerDisabled}
 	case a.Status != store.StatusActive:
-		return &principal.AuthError{Reason: "agent_inactive", Forbidden: true}
+		return &principal.AuthError{Reason: principal.ReasonAgentInactive, Forbidden: true}
 	}
 	return nil
 }

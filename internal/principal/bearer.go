@@ -23,6 +23,10 @@ type BearerToken struct {
 	Prefix string
 	// Lookup resolves well-formed tokens (normally the credential cache).
 	Lookup TokenLookup
+	// Throttle, if set, counts failed attempts per client and refuses every
+	// claimed attempt (*ThrottledError) from a client that failed too often,
+	// before any parsing or lookup.
+	Throttle *FailureThrottle
 }
 
 // Resolve implements Resolver.
@@ -32,8 +36,28 @@ func (b BearerToken) Resolve(r *http.Request) (*Principal, bool, error) {
 		prefix = token.DefaultPrefix
 	}
 	raw, claimed, err := bearerCredential(r.Header.Values("Authorization"), prefix)
-	if !claimed || err != nil {
-		return nil, claimed, err
+	if !claimed {
+		return nil, false, nil
+	}
+	if b.Throttle == nil {
+		return b.resolve(r, prefix, raw, err)
+	}
+	client := b.Throttle.Client(r)
+	if wait, ok := b.Throttle.Allow(client); !ok {
+		return nil, true, &ThrottledError{RetryAfter: wait}
+	}
+	p, claimed, err := b.resolve(r, prefix, raw, err)
+	if countsAsFailure(err) {
+		b.Throttle.Fail(client)
+	}
+	return p, claimed, err
+}
+
+// resolve checks and looks up a claimed credential; credErr is
+// bearerCredential's verdict on the header.
+func (b BearerToken) resolve(r *http.Request, prefix, raw string, credErr error) (*Principal, bool, error) {
+	if credErr != nil {
+		return nil, true, credErr
 	}
 	if _, err := token.Parse(prefix, raw); err != nil {
 		if errors.Is(err, token.ErrChecksum) {

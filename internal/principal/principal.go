@@ -1,6 +1,7 @@
 // Package principal says who is asking: it defines the Principal type, the
 // Resolver interface, the Chain that tries resolvers in order, and the
-// built-in resolvers (agent bearer token, trusted proxy, anonymous).
+// built-in resolvers (agent bearer token, trusted proxy, anonymous), and the
+// throttle that refuses bearer attempts from a client that failed too often.
 //
 // It must never decide permissions: no roles, capabilities or grants are
 // interpreted here; that is the policy engine's job. It must never fall back

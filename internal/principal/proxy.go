@@ -113,16 +113,30 @@ func (t *TrustedProxy) login(h http.Header) (string, bool, error) {
 	case len(values) == 0:
 		return "", false, nil
 	case len(values) > 1:
-		return "", true, &AuthError{Reason: ReasonMalformed}
+		return "", true, t.userError(ReasonMalformed, "it is sent more than once")
 	}
 	login := strings.TrimSpace(values[0])
 	if login == "" {
 		return "", false, nil
 	}
-	if validName(login) != nil {
-		return "", true, &AuthError{Reason: ReasonMalformed}
+	if err := validName(login); err != nil {
+		return "", true, t.userError(ReasonMalformed, refDetail(err))
 	}
 	return login, true, nil
+}
+
+// userError is a failure of the user header; it never carries the login.
+func (t *TrustedProxy) userError(reason, detail string) *AuthError {
+	return &AuthError{Reason: reason, Source: SourceProxyUser, Header: t.UserHeader, Detail: detail}
+}
+
+// refDetail is a RefError's reason (which never repeats the input).
+func refDetail(err error) string {
+	var re *RefError
+	if errors.As(err, &re) {
+		return re.Reason
+	}
+	return "not a valid name"
 }
 
 // user looks up an active user by login.
@@ -133,11 +147,11 @@ func (t *TrustedProxy) user(ctx context.Context, login string) (*store.User, err
 	u, err := t.LookupUser(ctx, login)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || err == nil && u == nil:
-		return nil, &AuthError{Reason: ReasonUnknown}
+		return nil, t.userError(ReasonUnknown, "")
 	case err != nil:
 		return nil, err
 	case u.Status != store.StatusActive:
-		return nil, &AuthError{Reason: ReasonUserDisabled}
+		return nil, t.userError(ReasonUserDisabled, "")
 	}
 	return u, nil
 }
@@ -146,10 +160,11 @@ func (t *TrustedProxy) user(ctx context.Context, login string) (*store.User, err
 // and without duplicates.
 func (t *TrustedProxy) audiences(h http.Header) ([]string, error) {
 	var out []string
+	header := t.AudienceHeader
 	add := func(s string) error {
 		ref, err := audienceRef(s)
 		if err != nil {
-			return &AuthError{Reason: ReasonMalformed}
+			return &AuthError{Reason: ReasonMalformed, Source: SourceProxyAudience, Header: header, Detail: refDetail(err)}
 		}
 		id := ref.String()
 		for _, seen := range out {
@@ -174,6 +189,9 @@ func (t *TrustedProxy) audiences(h http.Header) ([]string, error) {
 			}
 		}
 	}
+	// Validate rejects bad fixed audiences at startup; one that slipped
+	// through is still refused, but not blamed on the header.
+	header = ""
 	for _, a := range t.FixedAudiences {
 		if err := add(a); err != nil {
 			return nil, err

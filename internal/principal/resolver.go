@@ -3,6 +3,7 @@ package principal
 import (
 	"errors"
 	"net/http"
+	"time"
 )
 
 // ErrNoPrincipal means no resolver in the chain claimed the request.
@@ -33,6 +34,21 @@ const (
 	ReasonUnrecognized = "unrecognized_credentials"
 )
 
+// Source says which credential of a request failed.
+type Source string
+
+// The sources of a failed credential (AuthError.Source).
+const (
+	// SourceAuthorization is the Authorization header: a bearer token, or
+	// credentials no resolver understood. It is the zero value, and the only
+	// source that RFC 6750's error="invalid_token" describes.
+	SourceAuthorization Source = ""
+	// SourceProxyUser is a trusted proxy's user header.
+	SourceProxyUser Source = "proxy_user"
+	// SourceProxyAudience is a trusted proxy's audience header.
+	SourceProxyAudience Source = "proxy_audience"
+)
+
 // AuthError is a claimed credential that failed; it carries an HTTP-agnostic
 // reason and never the credential itself.
 type AuthError struct {
@@ -41,10 +57,36 @@ type AuthError struct {
 	// Forbidden is true when the credential is genuine but may not act
 	// (an inactive agent: 403); otherwise the failure is a 401.
 	Forbidden bool
+	// Source is the credential that failed (zero: the Authorization header).
+	Source Source
+	// Header names the proxy header at fault (SourceProxyUser and
+	// SourceProxyAudience only), as configured, e.g. "X-Forwarded-User".
+	Header string
+	// Detail says what is wrong with a malformed proxy header without
+	// repeating its value (e.g. "not an audience"); may be empty.
+	Detail string
 }
 
-// Error returns "principal: credential rejected: <reason>".
-func (e *AuthError) Error() string { return "principal: credential rejected: " + e.Reason }
+// Error returns "principal: credential rejected: <reason>", naming the proxy
+// header when one failed.
+func (e *AuthError) Error() string {
+	if e.Header != "" {
+		return "principal: proxy header " + e.Header + " rejected: " + e.Reason
+	}
+	return "principal: credential rejected: " + e.Reason
+}
+
+// ThrottledError refuses a bearer authentication attempt from a client that
+// has failed too often (see FailureThrottle); the store was not asked.
+type ThrottledError struct {
+	// RetryAfter is how long until the client may try again.
+	RetryAfter time.Duration
+}
+
+// Error returns "principal: too many failed authentications; retry after <d>".
+func (e *ThrottledError) Error() string {
+	return "principal: too many failed authentications; retry after " + e.RetryAfter.String()
+}
 
 // Resolver turns a request into a principal. claimed=false means "not mine,
 // try the next resolver"; claimed=true with an error means the request must
