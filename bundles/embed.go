@@ -4,7 +4,9 @@ package bundles
 
 import "embed"
 
-// Default holds default/data.json and default/.manifest.
+// Default holds default/data.json, default/.manifest and the decision cases
+// default/agentauthz/cases/data.json (bundle data at data.agentauthz.cases:
+// golden inputs the policy must decide as expected before it is activated).
 //
-//go:embed default/data.json default/.manifest
+//go:embed default/data.json default/.manifest default/agentauthz/cases/data.json
 var Default embed.FS

@@ -15,8 +15,13 @@ func (a *app) policyCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "policy", Short: "Inspect and check policy bundles"}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "check",
-		Short: "Load, compile and validate the policy bundle (--policy-bundle, or the embedded default) as the server would",
-		Args:  exactArgs(0, "(none)"),
+		Short: "Load, compile, validate and run the decision cases of the policy bundle (--policy-bundle, or the embedded default) as the server would",
+		Long: `Load, compile and validate the policy bundle (--policy-bundle, or the embedded
+default) exactly as the server activates one, including its decision cases: the
+bundle's own data.agentauthz.cases must decide as expected, or, when it ships
+none, the default bundle's case inputs must decide without error. A bundle
+that fails is reported with the failing case and error, and the command exits 1.`,
+		Args: exactArgs(0, "(none)"),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			eng, err := policy.New(cmd.Context(), policy.Options{BundlePath: a.policyBundle, Logger: a.quietLogger()})
 			if err != nil {
@@ -27,6 +32,7 @@ func (a *app) policyCommand() *cobra.Command {
 				return printJSON(a.stdout, map[string]any{
 					"source": act.Source, "revision": act.Revision, "deterministic": act.Deterministic,
 					"agent_roles": act.AgentRoles, "user_roles": act.UserRoles, "abilities": act.Abilities, "actions": act.Actions,
+					"decision_cases": act.Cases, "cases_from_bundle": act.CasesFromBundle,
 				})
 			}
 			roles := make([]string, 0, len(act.AgentRoles))
@@ -37,6 +43,11 @@ func (a *app) policyCommand() *cobra.Command {
 			fmt.Fprintf(a.stdout, "ok: %s (revision %s)\n  agent roles: %s\n  user roles: %s\n  abilities: %d, actions: %s\n  deterministic: %t (decision memo %s)\n",
 				act.Source, act.Revision, strings.Join(roles, " "), strings.Join(act.UserRoles, " "),
 				len(act.Abilities), strings.Join(act.Actions, " "), act.Deterministic, map[bool]string{true: "on", false: "off"}[act.Deterministic])
+			if act.CasesFromBundle {
+				fmt.Fprintf(a.stdout, "  decision cases: %d passed (the bundle's own)\n", act.Cases)
+			} else {
+				fmt.Fprintf(a.stdout, "  decision cases: none in the bundle; the default's %d inputs decided without error\n", act.Cases)
+			}
 			return nil
 		},
 	})

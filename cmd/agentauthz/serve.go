@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -24,6 +23,9 @@ import (
 type serveConfig struct {
 	addr                string
 	cacheTTL            time.Duration
+	negativeCacheTTL    time.Duration
+	authFailureBurst    int
+	authFailureRefill   time.Duration
 	touchInterval       time.Duration
 	trustedProxies      []string
 	proxyUserHeader     string
@@ -48,6 +50,9 @@ func (a *app) serveCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address (env AGENTAUTHZ_ADDR)")
 	f.DurationVar(&c.cacheTTL, "cache-ttl", 5*time.Second, "token cache TTL, the staleness bound for changes made by other processes; 0 disables (env AGENTAUTHZ_CACHE_TTL)")
+	f.DurationVar(&c.negativeCacheTTL, "negative-cache-ttl", 5*time.Second, "how long an unknown token is answered without asking the store again; 0 disables (env AGENTAUTHZ_NEGATIVE_CACHE_TTL)")
+	f.IntVar(&c.authFailureBurst, "auth-failure-burst", principal.DefaultFailureBurst, "failed bearer authentications a client (IP, or IPv6 /64; behind --trusted-proxies the X-Forwarded-For client) may make before all its bearer attempts get 429; 0 disables (env AGENTAUTHZ_AUTH_FAILURE_BURST)")
+	f.DurationVar(&c.authFailureRefill, "auth-failure-refill", principal.DefaultFailureRefill, "a client regains one allowed failed authentication per this interval (env AGENTAUTHZ_AUTH_FAILURE_REFILL)")
 	f.DurationVar(&c.touchInterval, "touch-interval", 5*time.Second, "flush interval of coalesced last_used_at writes (env AGENTAUTHZ_TOUCH_INTERVAL)")
 	f.StringSliceVar(&c.trustedProxies, "trusted-proxies", nil, "CIDRs or IPs of proxies whose identity headers are believed (env AGENTAUTHZ_TRUSTED_PROXIES)")
 	f.StringVar(&c.proxyUserHeader, "proxy-user-header", "X-Forwarded-User", "header carrying the user's login from a trusted proxy")
@@ -72,13 +77,14 @@ func (a *app) serve(ctx context.Context, c serveConfig) error {
 	m.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "agentauthz_policy_generation", Help: "Activations of the policy bundle since start (1 = the first).",
 	}, func() float64 { return float64(eng.Activation().Generation) }))
+	m.PolicyHealth(func() bool { return eng.Failing() != nil }, func() uint64 { return eng.Health().Rejections })
 	resolver := credential.New(a.st, credential.Options{
-		Prefix: a.tokenPrefix, CacheTTL: c.cacheTTL, TouchInterval: c.touchInterval, Logger: a.logger, Metrics: m,
+		Prefix: a.tokenPrefix, CacheTTL: c.cacheTTL, NegativeTTL: c.negativeCacheTTL, TouchInterval: c.touchInterval, Logger: a.logger, Metrics: m,
 	})
 	// The server's service evicts from the token cache; the CLI's does not
 	// need to.
 	a.svc = authz.New(a.st, a.engine, resolver, authz.Config{TokenPrefix: a.tokenPrefix, MaxTokenLifetime: a.maxTokenLifetime, Logger: a.logger, Metrics: m})
-	chain, err := a.principalChain(c, resolver)
+	chain, err := a.principalChain(c, resolver, m)
 	if err != nil {
 		return err
 	}
@@ -91,15 +97,7 @@ func (a *app) serve(ctx context.Context, c serveConfig) error {
 		Service:    a.svc,
 		Principals: chain,
 		Metrics:    m,
-		Ready: func(ctx context.Context) error {
-			if err := a.st.Ping(ctx); err != nil {
-				return fmt.Errorf("store: %w", err)
-			}
-			if a.engine.Activation().Revision == "" {
-				return errors.New("policy: no active bundle")
-			}
-			return nil
-		},
+		Ready:      a.ready, // store ping + policy active and not failing (ready.go)
 	})
 	go a.reloadOnHangup(ctx)
 
@@ -123,13 +121,24 @@ func (a *app) serve(ctx context.Context, c serveConfig) error {
 	return err
 }
 
-func (a *app) principalChain(c serveConfig, lookup principal.TokenLookup) (principal.Chain, error) {
-	chain := principal.Chain{principal.BearerToken{Prefix: a.tokenPrefix, Lookup: lookup}}
+func (a *app) principalChain(c serveConfig, lookup principal.TokenLookup, m *metrics.Metrics) (principal.Chain, error) {
+	nets, err := principal.ParseNetworks(c.trustedProxies)
+	if err != nil {
+		return nil, &usageError{fmt.Sprintf("--trusted-proxies: %v", err)}
+	}
+	bearer := principal.BearerToken{Prefix: a.tokenPrefix, Lookup: lookup}
+	switch {
+	case c.authFailureBurst < 0:
+		return nil, &usageError{"--auth-failure-burst must be 0 (off) or more"}
+	case c.authFailureBurst > 0 && c.authFailureRefill <= 0:
+		return nil, &usageError{"--auth-failure-refill must be positive"}
+	case c.authFailureBurst > 0:
+		bearer.Throttle = principal.NewFailureThrottle(principal.ThrottleOptions{
+			Burst: c.authFailureBurst, Refill: c.authFailureRefill, TrustedProxies: nets, Metrics: m,
+		})
+	}
+	chain := principal.Chain{bearer}
 	if len(c.trustedProxies) > 0 {
-		nets, err := principal.ParseNetworks(c.trustedProxies)
-		if err != nil {
-			return nil, &usageError{fmt.Sprintf("--trusted-proxies: %v", err)}
-		}
 		st := a.st
 		proxy := &principal.TrustedProxy{
 			Networks: nets, UserHeader: c.proxyUserHeader, AudienceHeader: c.proxyAudienceHeader, FixedAudiences: c.proxyAudiences,

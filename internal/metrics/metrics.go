@@ -95,3 +95,71 @@ func (m *Metrics) TokenLookup(outcome, cache string) {
 		m.tokenLookups.WithLabelValues(outcome, cache).Inc()
 	}
 }
+
+// ---- Authentication guards: the negative token cache (credential.Resolver)
+// and the failed-authentication throttle (principal.FailureThrottle). ----
+
+// NegativeCacheHits returns the counter of bearer lookups answered
+// "unknown" from the negative cache, registering it on first use. On a nil
+// *Metrics it returns an unregistered counter that records nowhere.
+func (m *Metrics) NegativeCacheHits() prometheus.Counter {
+	return m.guardCounter("agentauthz_token_negative_cache_hits_total",
+		"Bearer token lookups answered as unknown from the negative cache, without a store query.")
+}
+
+// AuthThrottled returns the counter of bearer attempts refused with 429
+// because their client failed too often, registering it on first use. On a
+// nil *Metrics it returns an unregistered counter that records nowhere.
+func (m *Metrics) AuthThrottled() prometheus.Counter {
+	return m.guardCounter("agentauthz_auth_throttled_total",
+		"Bearer authentication attempts refused (429) because the client had too many failed authentications.")
+}
+
+// guardCounter registers a counter once and hands back the registered one
+// on later calls.
+func (m *Metrics) guardCounter(name, help string) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	if m == nil {
+		return c
+	}
+	if err := m.registry.Register(c); err != nil {
+		if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
+			if existing, ok := are.ExistingCollector.(prometheus.Counter); ok {
+				return existing
+			}
+		}
+		panic(err)
+	}
+	return c
+}
+
+// ---- Policy health: whether the active policy decides (readiness) and how
+// many candidate bundles were refused. Evaluation errors themselves are
+// agentauthz_decisions_total{result="error"}, by ability. ----
+
+// PolicyHealth registers two collectors read at scrape time:
+// agentauthz_policy_failing (1 while the active policy counts as failing at
+// evaluation, when /readyz answers 503; 0 otherwise) and
+// agentauthz_policy_bundle_rejections_total (candidate bundles refused since
+// start: load, compile, data validation or decision cases). A nil *Metrics
+// registers nothing.
+func (m *Metrics) PolicyHealth(failing func() bool, rejections func() uint64) {
+	if m == nil {
+		return
+	}
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "agentauthz_policy_failing",
+			Help: "1 while the active policy bundle is failing at evaluation (its recent evaluations all errored; /readyz is 503), else 0.",
+		}, func() float64 {
+			if failing() {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "agentauthz_policy_bundle_rejections_total",
+			Help: "Candidate policy bundles refused since start (load, compile, data validation or decision cases); the previous bundle kept serving.",
+		}, func() float64 { return float64(rejections()) }),
+	)
+}

@@ -30,13 +30,15 @@ var requiredRules = []struct {
 // validateQuery lists what is wrong with the bundle's data.
 var validateQuery = ast.MustParseBody("data.agentauthz.validate.errors")
 
-// ActivateBundle compiles, validates and prepares b, then swaps it in as the active bundle; on error nothing changes.
+// ActivateBundle compiles, validates and prepares b, evaluates its decision
+// cases, then swaps it in as the active bundle; on error nothing changes.
 func (e *Engine) ActivateBundle(ctx context.Context, b *bundle.Bundle, source string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 
 	st, err := prepare(ctx, b, source)
 	if err != nil {
+		e.rejections.Add(1)
 		err = fmt.Errorf("%w: %s: %w", ErrRejected, source, err)
 		attrs := []any{"source", source, "reason", err}
 		if cur := e.cur.Load(); cur != nil {
@@ -50,11 +52,18 @@ func (e *Engine) ActivateBundle(ctx context.Context, b *bundle.Bundle, source st
 	st.act.ActivatedAt = time.Now()
 	e.cur.Store(st)
 	attrs := []any{"revision", st.act.Revision, "generation", st.act.Generation,
-		"source", source, "deterministic", st.act.Deterministic}
+		"source", source, "deterministic", st.act.Deterministic,
+		"decision_cases", st.act.Cases, "cases_from_bundle", st.act.CasesFromBundle}
 	if len(st.nondeterministic) > 0 {
 		attrs = append(attrs, "nondeterministic_builtins", st.nondeterministic)
 	}
 	e.log.Info("policy bundle activated", attrs...)
+	if !st.act.CasesFromBundle {
+		e.log.Warn("policy bundle ships no decision cases (data.agentauthz.cases); only checked that it decides the default bundle's inputs",
+			"revision", st.act.Revision, "source", source)
+	} else if len(st.uncovered) > 0 {
+		e.log.Warn("policy bundle's decision cases do not ask about every ability", "revision", st.act.Revision, "abilities", st.uncovered)
+	}
 	return nil
 }
 
@@ -105,12 +114,25 @@ func prepare(ctx context.Context, b *bundle.Bundle, source string) (*state, erro
 		return nil, fmt.Errorf("preparing %s: %w", decisionQuery, err)
 	}
 
+	// A bundle is activated only after it decides: its decision cases (or,
+	// without its own, the default inputs) must evaluate, be well formed and,
+	// for its own cases, decide as expected.
+	cases, err := casesFor(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := cases.run(ctx, pq); err != nil {
+		return nil, err
+	}
+
 	hash := contentHash(b)
 	act.Revision = revision(b.Manifest.Revision, hash)
 	act.Source = source
+	act.Cases = len(cases.cases)
+	act.CasesFromBundle = cases.own
 	nondet := nondeterministicCalls(compiler)
 	act.Deterministic = len(nondet) == 0
-	return &state{act: act, decision: pq, hash: hash, nondeterministic: nondet}, nil
+	return &state{act: act, decision: pq, hash: hash, nondeterministic: nondet, uncovered: cases.uncovered(act.Abilities)}, nil
 }
 
 // moduleName keys a module by the file it came from, so errors name that file.

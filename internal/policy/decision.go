@@ -41,9 +41,16 @@ func (e *Engine) Decide(ctx context.Context, input ast.Value) (Decision, error) 
 	st := e.cur.Load()
 	rs, err := st.decision.Eval(ctx, rego.EvalParsedInput(input))
 	if err != nil {
+		e.failed(ctx, st)
 		return Decision{}, fmt.Errorf("%w: %w", ErrPolicy, err)
 	}
-	return decisionFrom(rs)
+	d, err := decisionFrom(rs)
+	if err != nil {
+		e.failed(ctx, st)
+		return Decision{}, err
+	}
+	st.health.succeeded()
+	return d, nil
 }
 
 // decisionFrom converts the one expected result by hand (no JSON round trip)

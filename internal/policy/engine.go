@@ -1,7 +1,9 @@
 // Package policy owns agentauthz's embedded OPA engine: it loads a policy
 // bundle (the embedded default, a directory or a tarball), activates it once
-// (compile, validate, prepare the decision query) and answers decisions with
-// the prepared query, lock-free.
+// (compile, validate, prepare the decision query, and decide its decision
+// cases: see cases.go) and answers decisions with the prepared query,
+// lock-free. It tracks whether the active policy keeps failing at
+// evaluation (Failing), which readiness reports.
 //
 // It must never decide in Go: every rule lives in the Rego of the bundle. It
 // must never allow on failure: an undefined, malformed or erroring decision
@@ -38,6 +40,11 @@ type Options struct {
 	Logger *slog.Logger
 	// WatchDebounce is how long Watch waits for changes to settle; 0 means 250ms.
 	WatchDebounce time.Duration
+	// FailStreak is how many consecutive failed evaluations make the active
+	// policy count as failing (see Failing); 0 means 5.
+	FailStreak int
+	// FailWindow is how long the latest failure keeps a streak failing; 0 means 30s.
+	FailWindow time.Duration
 }
 
 // Activation describes the bundle currently answering decisions.
@@ -60,6 +67,12 @@ type Activation struct {
 	Source string
 	// ActivatedAt is when this activation started serving.
 	ActivatedAt time.Time
+	// Cases is how many decision cases the bundle decided before activation.
+	Cases int
+	// CasesFromBundle is true when those cases are the bundle's own
+	// (data.agentauthz.cases; expectations compared), false when it ships
+	// none and the default bundle's inputs were only checked to decide.
+	CasesFromBundle bool
 }
 
 // state is one immutable activation: everything a decision needs.
@@ -69,6 +82,9 @@ type state struct {
 	hash     string // content hash, to skip reloads that change nothing
 
 	nondeterministic []string // builtins that make Deterministic false, for the log
+	uncovered        []string // abilities none of the bundle's own cases asks about, for the log
+
+	health evalHealth // outcomes of this activation's evaluations (Failing)
 }
 
 // Engine evaluates decisions against the active bundle; it is safe for concurrent use.
@@ -80,12 +96,17 @@ type Engine struct {
 
 	mu  sync.Mutex // serialises activations so generations follow activation order
 	gen uint64     // guarded by mu
+
+	evalFailures atomic.Uint64 // failed evaluations since start
+	rejections   atomic.Uint64 // refused candidate bundles since start
 }
 
 // decisionQuery is the one query the engine prepares per activation.
 var decisionQuery = ast.MustParseBody("data.agentauthz.main.decision")
 
-// New loads and activates the bundle named by opts, or returns why it cannot.
+// New loads and activates the bundle named by opts, or returns why it cannot:
+// like every activation, it refuses a bundle that does not decide its
+// decision cases (see cases.go).
 func New(ctx context.Context, opts Options) (*Engine, error) {
 	log := opts.Logger
 	if log == nil {
@@ -93,6 +114,12 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	if opts.WatchDebounce <= 0 {
 		opts.WatchDebounce = 250 * time.Millisecond
+	}
+	if opts.FailStreak <= 0 {
+		opts.FailStreak = defaultFailStreak
+	}
+	if opts.FailWindow <= 0 {
+		opts.FailWindow = defaultFailWindow
 	}
 	e := &Engine{opts: opts, log: log.With("component", "policy")}
 	b, source, err := e.load()
@@ -115,6 +142,7 @@ func (e *Engine) Activation() Activation {
 func (e *Engine) Reload(ctx context.Context) error {
 	b, source, err := e.load()
 	if err != nil {
+		e.rejections.Add(1)
 		e.log.Error("policy reload failed; previous bundle keeps serving", "source", e.source(), "revision", e.Activation().Revision, "error", err)
 		return err
 	}

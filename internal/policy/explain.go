@@ -22,10 +22,16 @@ func (e *Engine) Explain(ctx context.Context, input ast.Value) (Decision, []stri
 	rs, err := st.decision.Eval(ctx, rego.EvalParsedInput(input), rego.EvalQueryTracer(buf))
 	lines := traceLines(*buf)
 	if err != nil {
+		e.failed(ctx, st)
 		return Decision{}, lines, fmt.Errorf("%w: %w", ErrPolicy, err)
 	}
 	d, err := decisionFrom(rs)
-	return d, lines, err
+	if err != nil {
+		e.failed(ctx, st)
+		return d, lines, err
+	}
+	st.health.succeeded()
+	return d, lines, nil
 }
 
 // traceLines renders a full trace the way `opa eval --explain=full` does.

@@ -104,6 +104,9 @@ func bundleFromFS(regoFS fs.FS, regoDir string, dataFS fs.FS, dataDir string) (*
 	if err := util.UnmarshalJSON(raw, &b.Data); err != nil {
 		return nil, fmt.Errorf("%w: bundles/%s: %w", ErrRejected, dataFile, err)
 	}
+	if err := mergeNestedData(b.Data, dataFS, dataDir); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrRejected, err)
+	}
 	manifestFile := path.Join(dataDir, ".manifest")
 	if raw, err := fs.ReadFile(dataFS, manifestFile); err == nil {
 		if err := json.Unmarshal(raw, &b.Manifest); err != nil {
@@ -113,4 +116,47 @@ func bundleFromFS(regoFS fs.FS, regoDir string, dataFS fs.FS, dataDir string) (*
 		return nil, fmt.Errorf("%w: embedded bundle manifest: %w", ErrRejected, err)
 	}
 	return b, nil
+}
+
+// mergeNestedData places every data.json below dataDir (not the root one) at
+// its directory's path, as OPA's bundle reader and `opa test DIR` do: e.g.
+// agentauthz/cases/data.json becomes data.agentauthz.cases. A path that is
+// already defined is an error, never a silent overwrite.
+func mergeNestedData(data map[string]any, dataFS fs.FS, dataDir string) error {
+	return fs.WalkDir(dataFS, dataDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || path.Base(p) != "data.json" || path.Dir(p) == path.Clean(dataDir) {
+			return nil
+		}
+		rel := strings.TrimPrefix(path.Dir(p), path.Clean(dataDir)+"/")
+		raw, err := fs.ReadFile(dataFS, p)
+		if err != nil {
+			return fmt.Errorf("embedded bundle data: %w", err)
+		}
+		var v any
+		if err := util.UnmarshalJSON(raw, &v); err != nil {
+			return fmt.Errorf("bundles/%s: %w", p, err)
+		}
+		keys := strings.Split(rel, "/")
+		node := data
+		for _, k := range keys[:len(keys)-1] {
+			next, ok := node[k].(map[string]any)
+			if !ok {
+				if _, taken := node[k]; taken {
+					return fmt.Errorf("bundles/%s: data.%s is already defined and not an object", p, strings.Join(keys, "."))
+				}
+				next = map[string]any{}
+				node[k] = next
+			}
+			node = next
+		}
+		last := keys[len(keys)-1]
+		if _, taken := node[last]; taken {
+			return fmt.Errorf("bundles/%s: data.%s is already defined", p, strings.Join(keys, "."))
+		}
+		node[last] = v
+		return nil
+	})
 }
