@@ -34,7 +34,10 @@ test_viewer_grant_shows_agent_but_cannot_list_tokens if {
 test_admin_grant_creates_and_revokes_tokens if {
 	admin_grant := [f.grant(7, "user:5", "admin")]
 	on_agent7("revoke-agent-token", f.user(f.subscriber), admin_grant).allow == true
-	on_agent7("grant-agent-access", f.user(f.subscriber), admin_grant).allow == true
+	decide({
+		"ability": "grant-agent-access", "principal": f.user(f.subscriber), "agent": f.agent7,
+		"grants": admin_grant, "grant_request": {"role": "admin"},
+	}).allow == true
 }
 
 test_ability_capability_missing_denies if {

@@ -145,6 +145,38 @@ input_problems contains "create-agent-token needs token_request.capabilities to 
 	not ceilings.valid_ceiling(object.get(input, ["token_request", "capabilities"], null))
 }
 
+# The management requests carry what they would change; the escalation
+# rules (escalation.rego) read it, so its absence must not read as "nothing".
+input_problems contains sprintf("grant-agent-access needs grant_request.role, an agent role (not %v)", [role]) if {
+	input.ability == "grant-agent-access"
+	role := object.get(input, ["grant_request", "role"], null)
+	not config.agent_roles[role]
+}
+
+input_problems contains "update-agent needs agent_update (an object)" if {
+	input.ability == "update-agent"
+	not is_object(object.get(input, "agent_update", null))
+}
+
+input_problems contains sprintf("%s needs user_request (an object)", [input.ability]) if {
+	input.ability in {"create-user", "update-user"}
+	not is_object(object.get(input, "user_request", null))
+}
+
+input_problems contains "token_request.expires_at must be null or an RFC 3339 time" if {
+	input.ability == "create-agent-token"
+	not rfc3339_or_null(object.get(input, ["token_request", "expires_at"], null))
+}
+
+input_problems contains "principal.token.expires_at must be null or an RFC 3339 time" if {
+	input.principal.kind == "token"
+	not rfc3339_or_null(object.get(input.principal, ["token", "expires_at"], null))
+}
+
+rfc3339_or_null(at) if at == null
+
+rfc3339_or_null(at) if time.parse_rfc3339_ns(at)
+
 input_problems contains "create-agent needs resource.owner_id" if {
 	input.ability == "create-agent"
 	not input.resource.owner_id

@@ -34,3 +34,29 @@ permits(policy, tool) := false if {
 	is_string(tool)
 	tool_blocked(policy, tool)
 } else := true
+
+# narrows(new, old): every tool new permits, old permits too, so replacing
+# old by new takes tools away and never hands one out. A null or malformed
+# old policy restricts nothing; a null new policy permits everything.
+narrows(_, old) if not restricts(old)
+
+narrows(new, old) if {
+	new.mode == "allow"
+	well_formed(new)
+	restricts(old)
+	every tool in new.tools {
+		not tool_blocked(old, tool)
+	}
+}
+
+narrows(new, old) if {
+	new.mode == "deny"
+	well_formed(new)
+	old.mode == "deny"
+	well_formed(old)
+	every tool in old.tools {
+		tool in new.tools
+	}
+}
+
+restricts(policy) if well_formed(policy)

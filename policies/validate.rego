@@ -135,3 +135,12 @@ object_of_booleans(x) if {
 		is_boolean(held)
 	}
 }
+
+# token_capability (abilities only, optional): the capability a token
+# principal must name in its own list to use the ability (management powers).
+errors contains sprintf("config.abilities.%s.token_capability must be a string or null", [name]) if {
+	some name, entry in config.abilities
+	cap := entry.token_capability
+	not is_string(cap)
+	cap != null
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/agentauthz/agentauthz/internal/principal"
 	"github.com/agentauthz/agentauthz/internal/store"
 )
@@ -101,6 +103,7 @@ func (s *Service) UpdateAgent(ctx context.Context, p *principal.Principal, ref s
 	if err != nil {
 		return store.Agent{}, err
 	}
+	f.request("agent_update", u.fields()...)
 	if _, err := s.require(ctx, f); err != nil {
 		return store.Agent{}, err
 	}
@@ -112,6 +115,22 @@ func (s *Service) UpdateAgent(ctx context.Context, p *principal.Principal, ref s
 	return a, nil
 }
 
+// fields renders the update as the policy's agent_update document: only
+// the keys the update sets (tool_policy null when it clears the policy).
+func (u AgentUpdate) fields() [][2]*ast.Term {
+	var out [][2]*ast.Term
+	if u.Name != nil {
+		out = append(out, item("name", str(*u.Name)))
+	}
+	if u.Status != nil {
+		out = append(out, item("status", str(*u.Status)))
+	}
+	if u.ToolPolicy != nil || u.ClearToolPolicy {
+		out = append(out, item("tool_policy", toolPolicyTerm(u.ToolPolicy)))
+	}
+	return out
+}
+
 // DeleteAgent deletes an agent, its grants and its tokens.
 func (s *Service) DeleteAgent(ctx context.Context, p *principal.Principal, ref string) error {
 	f, err := s.agentScoped(ctx, p, "delete-agent", ref)
@@ -121,10 +140,14 @@ func (s *Service) DeleteAgent(ctx context.Context, p *principal.Principal, ref s
 	if _, err := s.require(ctx, f); err != nil {
 		return err
 	}
-	if err := s.st.DeleteAgent(ctx, f.agent.ID); err != nil {
+	revoked, err := s.st.DeleteAgent(ctx, f.agent.ID)
+	if err != nil {
 		return s.agentGone(err, f.agent)
 	}
 	s.evict.EvictAgent(f.agent.ID)
+	for _, id := range revoked {
+		s.evict.EvictToken(id)
+	}
 	s.cfg.Logger.Info("agent deleted", "agent_id", f.agent.ID, "by", p.ID)
 	return nil
 }

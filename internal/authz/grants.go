@@ -47,12 +47,15 @@ func (s *Service) ListGrants(ctx context.Context, p *principal.Principal, ref st
 	return out, nil
 }
 
-// PutGrant gives a principal a role on an agent (replacing its grant).
+// PutGrant gives a principal a role on an agent (replacing its grant). The
+// policy bounds the role by the caller's own (grant_ceiling).
 func (s *Service) PutGrant(ctx context.Context, p *principal.Principal, ref, who, role string) (store.Grant, bool, error) {
 	if err := s.validAgentRole("role", role); err != nil {
 		return store.Grant{}, false, err
 	}
-	f, target, err := s.grantFacts(ctx, p, "grant-agent-access", ref, who)
+	f, target, err := s.grantFacts(ctx, p, "grant-agent-access", ref, who, func(f *facts) {
+		f.request("grant_request", item("role", str(role)))
+	})
 	if err != nil {
 		return store.Grant{}, false, err
 	}
@@ -66,7 +69,7 @@ func (s *Service) PutGrant(ctx context.Context, p *principal.Principal, ref, who
 
 // DeleteGrant removes a principal's grant on an agent.
 func (s *Service) DeleteGrant(ctx context.Context, p *principal.Principal, ref, who string) error {
-	f, target, err := s.grantFacts(ctx, p, "revoke-agent-access", ref, who)
+	f, target, err := s.grantFacts(ctx, p, "revoke-agent-access", ref, who, nil)
 	if err != nil {
 		return err
 	}
@@ -81,19 +84,25 @@ func (s *Service) DeleteGrant(ctx context.Context, p *principal.Principal, ref, 
 	return nil
 }
 
-// grantFacts validates the target principal and authorizes a grant change.
-func (s *Service) grantFacts(ctx context.Context, p *principal.Principal, ability, ref, who string) (*facts, string, error) {
-	target, err := s.canonicalPrincipal(ctx, who)
-	if err != nil {
-		return nil, "", err
+// grantFacts authorizes a grant change, then resolves its target principal.
+// Authorizing first means a caller without rights learns nothing: neither
+// who owns the agent nor which logins exist. describe adds the request.
+func (s *Service) grantFacts(ctx context.Context, p *principal.Principal, ability, ref, who string, describe func(*facts)) (*facts, string, error) {
+	if _, err := principal.ParseRef(who); err != nil {
+		return nil, "", invalid("invalid_principal", "principal", "%v", err)
 	}
 	f, err := s.agentScoped(ctx, p, ability, ref)
 	if err != nil {
 		return nil, "", err
 	}
-	// Authorize first: answering the owner conflict to anyone would let a
-	// caller without rights probe who owns an agent.
+	if describe != nil {
+		describe(f)
+	}
 	if _, err := s.require(ctx, f); err != nil {
+		return nil, "", err
+	}
+	target, err := s.canonicalPrincipal(ctx, who)
+	if err != nil {
 		return nil, "", err
 	}
 	if target == userID(f.agent.OwnerID) {

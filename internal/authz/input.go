@@ -2,6 +2,7 @@ package authz
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
@@ -23,13 +24,22 @@ type facts struct {
 	action, tool string
 	hasTool      bool
 	minimumRole  string
-	tokenRequest *tokenRequest
 	resource     *store.User // create-agent: intended owner
 	candidates   []store.Agent
 	owners       map[int64]*store.User // owners of candidates
+	// requests are the management requests' own input documents
+	// (token_request, grant_request, agent_update, target_token,
+	// user_request, target_user), rendered once: input() adds them as
+	// they are and the memo key is derived from their rendering.
+	requests [][2]*ast.Term
 }
 
-type tokenRequest struct{ capabilities *[]string }
+// request adds a top-level input document describing what a management
+// ability would change; the escalation rules read it.
+func (f *facts) request(name string, fields ...[2]*ast.Term) *facts {
+	f.requests = append(f.requests, item(name, ast.ObjectTerm(fields...)))
+	return f
+}
 
 func str(s string) *ast.Term                  { return ast.StringTerm(s) }
 func num(n int64) *ast.Term                   { return ast.IntNumberTerm(int(n)) }
@@ -41,6 +51,14 @@ func stringsTerm(ss []string) *ast.Term {
 		ts[i] = str(s)
 	}
 	return ast.ArrayTerm(ts...)
+}
+
+// timeTerm renders an optional instant as RFC 3339 in UTC, or null.
+func timeTerm(t *time.Time) *ast.Term {
+	if t == nil {
+		return ast.NullTerm()
+	}
+	return str(t.UTC().Format(time.RFC3339Nano))
 }
 
 func optStrings(ss *[]string) *ast.Term {
@@ -91,6 +109,7 @@ func principalTerm(p *principal.Principal) *ast.Term {
 			item("id", num(p.Token.ID)),
 			item("agent_id", num(p.Token.AgentID)),
 			item("capabilities", optStrings(p.Token.Capabilities)),
+			item("expires_at", timeTerm(p.Token.ExpiresAt)),
 		)))
 	}
 	return ast.ObjectTerm(items...)
@@ -129,9 +148,7 @@ func (f *facts) input() ast.Value {
 	if f.minimumRole != "" {
 		items = append(items, item("minimum_role", str(f.minimumRole)))
 	}
-	if f.tokenRequest != nil {
-		items = append(items, item("token_request", ast.ObjectTerm(item("capabilities", optStrings(f.tokenRequest.capabilities)))))
-	}
+	items = append(items, f.requests...)
 	if f.resource != nil {
 		items = append(items, item("resource", ast.ObjectTerm(item("owner_id", num(f.resource.ID)))))
 	}

@@ -57,6 +57,10 @@ func (f *facts) key(generation uint64) (string, bool) {
 			b = append(b, ',')
 			b = strconv.AppendInt(b, t.AgentID, 10)
 			b = appendOptStrs(b, t.Capabilities)
+			if t.ExpiresAt != nil {
+				b = append(b, 'e')
+				b = strconv.AppendInt(b, t.ExpiresAt.UnixNano(), 10)
+			}
 		}
 	}
 	if f.agent != nil {
@@ -79,9 +83,11 @@ func (f *facts) key(generation uint64) (string, bool) {
 		b = appendStr(b, f.tool)
 	}
 	b = appendStr(b, f.minimumRole)
-	if f.tokenRequest != nil {
+	for _, r := range f.requests {
+		// derived from the rendered terms themselves, so it cannot drift
 		b = append(b, 'R')
-		b = appendOptStrs(b, f.tokenRequest.capabilities)
+		b = appendStr(b, r[0].String())
+		b = appendStr(b, r[1].String())
 	}
 	if f.resource != nil {
 		b = append(b, 'O')

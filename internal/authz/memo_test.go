@@ -3,6 +3,9 @@ package authz
 import (
 	"context"
 	"testing"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/agentauthz/agentauthz/internal/policy"
 	"github.com/agentauthz/agentauthz/internal/principal"
@@ -66,8 +69,18 @@ func variants() []*facts {
 		func(f *facts) { f.grants = []store.Grant{{AgentID: 7, Principal: "user:5", Role: "operator"}} },
 		func(f *facts) { f.grants = []store.Grant{{AgentID: 7, Principal: "user:5", Role: "viewer"}} },
 		func(f *facts) { f.grants = []store.Grant{{AgentID: 8, Principal: "user:5", Role: "operator"}} },
-		func(f *facts) { f.tokenRequest = &tokenRequest{} },
-		func(f *facts) { f.tokenRequest = &tokenRequest{capabilities: caps()} },
+		func(f *facts) { f.request("token_request", item("capabilities", ast.NullTerm())) },
+		func(f *facts) { f.request("token_request", item("capabilities", optStrings(caps()))) },
+		func(f *facts) { f.request("grant_request", item("role", str("admin"))) },
+		func(f *facts) { f.request("grant_request", item("role", str("viewer"))) },
+		func(f *facts) { f.request("agent_update", item("tool_policy", ast.NullTerm())) },
+		func(f *facts) { f.request("agent_update") },
+		func(f *facts) {
+			at := time.Unix(1_800_000_000, 0)
+			tok := *f.principal.Token
+			tok.ExpiresAt = &at
+			f.principal = &principal.Principal{Kind: f.principal.Kind, ID: f.principal.ID, User: f.principal.User, Token: &tok}
+		},
 		func(f *facts) { f.resource = &store.User{ID: 3} },
 		func(f *facts) { f.candidates = []store.Agent{} },
 		func(f *facts) { f.candidates = []store.Agent{{ID: 9, OwnerID: 3, Status: "active"}} },

@@ -42,7 +42,15 @@ func (s *Service) CreateToken(ctx context.Context, p *principal.Principal, agent
 	if err != nil {
 		return CreatedToken{}, err
 	}
-	f.tokenRequest = &tokenRequest{capabilities: req.Capabilities}
+	now := s.cfg.Now().UTC()
+	var expiresAt *time.Time
+	if expiresIn != nil {
+		at := now.Add(time.Duration(*expiresIn) * time.Second)
+		expiresAt = &at
+	}
+	f.request("token_request",
+		item("capabilities", optStrings(req.Capabilities)),
+		item("expires_at", timeTerm(expiresAt)))
 	if _, err := s.require(ctx, f); err != nil {
 		return CreatedToken{}, err
 	}
@@ -53,20 +61,23 @@ func (s *Service) CreateToken(ctx context.Context, p *principal.Principal, agent
 	if err != nil {
 		return CreatedToken{}, err
 	}
-	now := s.cfg.Now().UTC()
 	t := store.Token{
 		AgentID:      f.agent.ID,
 		Hash:         token.Hash(raw),
 		Prefix:       token.Hint(raw),
 		Label:        req.Label,
 		Capabilities: req.Capabilities,
+		ExpiresAt:    expiresAt,
 		CreatedAt:    now,
 	}
-	if expiresIn != nil {
-		at := now.Add(time.Duration(*expiresIn) * time.Second)
-		t.ExpiresAt = &at
+	if p.Kind == principal.KindToken && p.Token != nil {
+		// the child dies with its minter (store.RevokeToken cascades)
+		t.ParentID = &p.Token.ID
 	}
 	t, err = s.st.CreateToken(ctx, t)
+	if errors.Is(err, store.ErrParentRevoked) {
+		return CreatedToken{}, conflict("minter_revoked", "the token minting this one was revoked meanwhile")
+	}
 	if err != nil {
 		return CreatedToken{}, storeErr(err)
 	}
@@ -93,8 +104,9 @@ func (s *Service) ListTokens(ctx context.Context, p *principal.Principal, agentR
 	return ts, nil
 }
 
-// RevokeToken revokes one token of an agent, effective immediately on this
-// process (other processes: within the cache TTL).
+// RevokeToken revokes one token of an agent and every token minted from
+// it, transitively, effective immediately on this process (other
+// processes: within the cache TTL).
 func (s *Service) RevokeToken(ctx context.Context, p *principal.Principal, agentRef string, tokenID int64) (store.Token, error) {
 	if tokenID <= 0 {
 		return store.Token{}, invalid("invalid_token_id", "token_id", "token_id must be a positive integer")
@@ -103,10 +115,11 @@ func (s *Service) RevokeToken(ctx context.Context, p *principal.Principal, agent
 	if err != nil {
 		return store.Token{}, err
 	}
+	f.request("target_token", item("id", num(tokenID)))
 	if _, err := s.require(ctx, f); err != nil {
 		return store.Token{}, err
 	}
-	t, err := s.st.RevokeToken(ctx, f.agent.ID, tokenID, s.cfg.Now().UTC())
+	t, descendants, err := s.st.RevokeToken(ctx, f.agent.ID, tokenID, s.cfg.Now().UTC())
 	if errors.Is(err, store.ErrNotFound) {
 		return t, notFound("token_not_found", "token %d not found on agent %q", tokenID, f.agent.Slug)
 	}
@@ -114,23 +127,9 @@ func (s *Service) RevokeToken(ctx context.Context, p *principal.Principal, agent
 		return t, storeErr(err)
 	}
 	s.evict.EvictToken(tokenID)
-	s.cfg.Logger.Info("token revoked", "agent_id", t.AgentID, "token_id", t.ID, "by", p.ID)
+	for _, id := range descendants {
+		s.evict.EvictToken(id)
+	}
+	s.cfg.Logger.Info("token revoked", "agent_id", t.AgentID, "token_id", t.ID, "descendants", descendants, "by", p.ID)
 	return t, nil
-}
-
-// RevokeAllTokens revokes every live token of an agent.
-func (s *Service) RevokeAllTokens(ctx context.Context, p *principal.Principal, agentRef string) (int, error) {
-	f, err := s.agentScoped(ctx, p, "revoke-agent-token", agentRef)
-	if err != nil {
-		return 0, err
-	}
-	if _, err := s.require(ctx, f); err != nil {
-		return 0, err
-	}
-	n, err := s.st.RevokeAllTokens(ctx, f.agent.ID, s.cfg.Now().UTC())
-	if err != nil {
-		return 0, storeErr(err)
-	}
-	s.evict.EvictAgent(f.agent.ID)
-	return n, nil
 }

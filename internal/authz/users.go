@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/open-policy-agent/opa/v1/ast"
+
 	"github.com/agentauthz/agentauthz/internal/principal"
 	"github.com/agentauthz/agentauthz/internal/store"
 )
@@ -27,7 +29,8 @@ func (s *Service) CreateUser(ctx context.Context, p *principal.Principal, req Cr
 	if err := s.validUserRoles(req.Roles); err != nil {
 		return store.User{}, err
 	}
-	if _, err := s.require(ctx, &facts{ability: "create-user", principal: p}); err != nil {
+	f := (&facts{ability: "create-user", principal: p}).request("user_request", item("roles", stringsTerm(req.Roles)))
+	if _, err := s.require(ctx, f); err != nil {
 		return store.User{}, err
 	}
 	name := req.Name
@@ -82,11 +85,17 @@ func (s *Service) UpdateUser(ctx context.Context, p *principal.Principal, ref st
 	if u.Name == nil && u.Roles == nil && u.Status == nil {
 		return store.User{}, invalid("empty_update", "", "nothing to update: give name, roles or status")
 	}
+	// Authorize before looking the user up, so that a caller who may not
+	// manage users cannot tell an existing login from a missing one; then
+	// again with the target, whose current roles a re-enable confers.
+	if _, err := s.require(ctx, u.facts(p, nil)); err != nil {
+		return store.User{}, err
+	}
 	target, err := s.findUser(ctx, ref)
 	if err != nil {
 		return store.User{}, err
 	}
-	if _, err := s.require(ctx, &facts{ability: "update-user", principal: p, resource: &target}); err != nil {
+	if _, err := s.require(ctx, u.facts(p, &target)); err != nil {
 		return store.User{}, err
 	}
 	out, err := s.st.UpdateUser(ctx, target.ID, store.UserPatch{Name: u.Name, Roles: u.Roles, Status: u.Status})
@@ -98,6 +107,26 @@ func (s *Service) UpdateUser(ctx context.Context, p *principal.Principal, ref st
 	}
 	s.evict.EvictOwner(out.ID)
 	return out, nil
+}
+
+// facts renders the update as the policy's user_request (only the keys it
+// sets) and, once known, the target as target_user.
+func (u UserUpdate) facts(p *principal.Principal, target *store.User) *facts {
+	var fields [][2]*ast.Term
+	if u.Name != nil {
+		fields = append(fields, item("name", str(*u.Name)))
+	}
+	if u.Roles != nil {
+		fields = append(fields, item("roles", stringsTerm(*u.Roles)))
+	}
+	if u.Status != nil {
+		fields = append(fields, item("status", str(*u.Status)))
+	}
+	f := (&facts{ability: "update-user", principal: p, resource: target}).request("user_request", fields...)
+	if target != nil {
+		f.requests = append(f.requests, item("target_user", userTerm(target)))
+	}
+	return f
 }
 
 // findUser resolves a login or a numeric id.

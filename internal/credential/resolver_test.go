@@ -196,7 +196,7 @@ func TestEvictionsApplyAtOnce(t *testing.T) {
 		want   string
 	}{
 		{"revoked token fails on the next request", func(f *fixture, r *credential.Resolver, tok store.Token) {
-			if _, err := f.st.RevokeToken(ctx, f.agent.ID, tok.ID, f.clock.Now()); err != nil {
+			if _, _, err := f.st.RevokeToken(ctx, f.agent.ID, tok.ID, f.clock.Now()); err != nil {
 				t.Fatal(err)
 			}
 			r.EvictToken(tok.ID)
@@ -209,7 +209,7 @@ func TestEvictionsApplyAtOnce(t *testing.T) {
 			r.EvictAgent(f.agent.ID)
 		}, "agent_inactive"},
 		{"deleted agent's token is unknown on the next request", func(f *fixture, r *credential.Resolver, tok store.Token) {
-			if err := f.st.DeleteAgent(ctx, f.agent.ID); err != nil {
+			if _, err := f.st.DeleteAgent(ctx, f.agent.ID); err != nil {
 				t.Fatal(err)
 			}
 			r.EvictAgent(f.agent.ID)
@@ -284,7 +284,7 @@ func TestRevokeRacingWithResolves(t *testing.T) {
 			}()
 		}
 		time.Sleep(time.Duration(round%5) * time.Millisecond) // vary the interleaving; not a synchronisation
-		if _, err := f.st.RevokeToken(ctx, f.agent.ID, tok.ID, f.clock.Now()); err != nil {
+		if _, _, err := f.st.RevokeToken(ctx, f.agent.ID, tok.ID, f.clock.Now()); err != nil {
 			t.Fatal(err)
 		}
 		r.EvictToken(tok.ID)
@@ -372,7 +372,7 @@ func TestRevokeInsideFillWindowIsNotResurrected(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { _, err := r.Lookup(ctx, raw); done <- err }()
 	<-ps.read
-	if _, err := f.st.RevokeToken(ctx, f.agent.ID, tok.ID, f.clock.Now()); err != nil {
+	if _, _, err := f.st.RevokeToken(ctx, f.agent.ID, tok.ID, f.clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	r.EvictToken(tok.ID)

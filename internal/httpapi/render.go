@@ -63,6 +63,7 @@ type tokenView struct {
 	ExpiresAt    *string   `json:"expires_at"`
 	CreatedAt    string    `json:"created_at"`
 	RevokedAt    *string   `json:"revoked_at"`
+	ParentID     *int64    `json:"parent_token_id"`
 }
 
 func viewToken(t store.Token) tokenView {
@@ -71,7 +72,7 @@ func viewToken(t store.Token) tokenView {
 		caps = &[]string{}
 	}
 	return tokenView{ID: t.ID, AgentID: t.AgentID, Prefix: t.Prefix, Label: t.Label, Capabilities: caps,
-		LastUsedAt: optTS(t.LastUsedAt), ExpiresAt: optTS(t.ExpiresAt), CreatedAt: ts(t.CreatedAt), RevokedAt: optTS(t.RevokedAt)}
+		LastUsedAt: optTS(t.LastUsedAt), ExpiresAt: optTS(t.ExpiresAt), CreatedAt: ts(t.CreatedAt), RevokedAt: optTS(t.RevokedAt), ParentID: t.ParentID}
 }
 
 func viewTokens(ts []store.Token) []tokenView {

@@ -165,11 +165,20 @@ func (s *SQL) UpdateAgent(ctx context.Context, id int64, p AgentPatch) (Agent, e
 }
 
 // DeleteAgent removes the agent, its grants and its tokens in one
-// transaction. The foreign keys cascade too; deleting explicitly keeps the
-// rule visible and independent of the schema.
-func (s *SQL) DeleteAgent(ctx context.Context, id int64) error {
+// transaction, and revokes the tokens minted from those tokens on other
+// agents (deleting a token ends it like a revocation). The foreign keys
+// cascade too; deleting explicitly keeps the rule visible and independent
+// of the schema. It returns the ids of the descendants it revoked.
+func (s *SQL) DeleteAgent(ctx context.Context, id int64) ([]int64, error) {
 	op := fmt.Sprintf("delete agent %d", id)
-	return s.inTx(ctx, op, func(tx *sqlx.Tx) error {
+	var revoked []int64
+	err := s.inTx(ctx, op, func(tx *sqlx.Tx) error {
+		var err error
+		revoked, err = s.revokeDescendants(ctx, tx, op,
+			`SELECT c.id FROM agent_tokens c JOIN agent_tokens p ON c.parent_token_id = p.id WHERE p.agent_id = ?`, id, s.now())
+		if err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM agent_grants WHERE agent_id = ?`), id); err != nil {
 			return dbError(op+": grants", err)
 		}
@@ -182,4 +191,8 @@ func (s *SQL) DeleteAgent(ctx context.Context, id int64) error {
 		}
 		return expectOneRow(op, res)
 	})
+	if err != nil {
+		return nil, err
+	}
+	return revoked, nil
 }

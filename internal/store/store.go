@@ -29,6 +29,9 @@ var (
 	// ErrInvalid means a value broke a rule of the schema (an unknown
 	// status); callers should have validated it first.
 	ErrInvalid = errors.New("invalid value")
+	// ErrParentRevoked means a token was to be minted by a token that is
+	// no longer live (revoked or deleted meanwhile).
+	ErrParentRevoked = errors.New("parent token revoked")
 )
 
 // Status values shared by users and agents.
@@ -86,6 +89,9 @@ type Token struct {
 	ExpiresAt    *time.Time `json:"expires_at"`
 	CreatedAt    time.Time  `json:"created_at"`
 	RevokedAt    *time.Time `json:"revoked_at"`
+	// ParentID is the token that minted this one (nil when a user or the
+	// operator did); revoking the parent revokes this token too.
+	ParentID *int64 `json:"parent_token_id"`
 }
 
 // Grant gives a principal ("user:<id>" or "audience:<name>") a role on an
@@ -173,20 +179,25 @@ type Store interface {
 	// UpdateAgent applies p, sets updated_at and returns the agent.
 	UpdateAgent(ctx context.Context, id int64, p AgentPatch) (Agent, error)
 	// DeleteAgent removes the agent, its grants and its tokens in one
-	// transaction.
-	DeleteAgent(ctx context.Context, id int64) error
+	// transaction, revokes every token minted from them on other agents,
+	// and returns the ids of those tokens.
+	DeleteAgent(ctx context.Context, id int64) ([]int64, error)
 
 	// CreateToken inserts t (id assigned; zero CreatedAt is now) and
 	// returns it as stored; a missing agent is ErrNotFound, a stored hash
-	// ErrConflict.
+	// ErrConflict, a ParentID that names no live token (missing or
+	// revoked, checked under a lock against a concurrent revocation)
+	// ErrParentRevoked.
 	CreateToken(ctx context.Context, t Token) (Token, error)
 	// ListTokens returns the agent's tokens, revoked ones included,
 	// ordered by id.
 	ListTokens(ctx context.Context, agentID int64) ([]Token, error)
 	// RevokeToken sets revoked_at on the token if it belongs to agentID
-	// (ErrNotFound otherwise). Revoking a revoked token keeps the first
+	// (ErrNotFound otherwise) and on every token minted from it,
+	// transitively, in one transaction; it returns the token and the ids
+	// of those descendants. Revoking a revoked token keeps the first
 	// revoked_at and succeeds.
-	RevokeToken(ctx context.Context, agentID, tokenID int64, at time.Time) (Token, error)
+	RevokeToken(ctx context.Context, agentID, tokenID int64, at time.Time) (Token, []int64, error)
 	// RevokeAllTokens revokes the agent's live tokens and reports how many
 	// it revoked; a missing agent is ErrNotFound.
 	RevokeAllTokens(ctx context.Context, agentID int64, at time.Time) (int, error)

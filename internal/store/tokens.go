@@ -9,7 +9,7 @@ import (
 	"github.com/jmoiron/sqlx"
 )
 
-const tokenColumns = "id, agent_id, token_hash, token_prefix, label, capabilities, last_used_at, expires_at, created_at, revoked_at"
+const tokenColumns = "id, agent_id, token_hash, token_prefix, label, capabilities, last_used_at, expires_at, created_at, revoked_at, parent_token_id"
 
 // tokenRow is an agent_tokens row as stored.
 type tokenRow struct {
@@ -23,6 +23,7 @@ type tokenRow struct {
 	ExpiresAt    dbTime  `db:"expires_at"`
 	CreatedAt    dbTime  `db:"created_at"`
 	RevokedAt    dbTime  `db:"revoked_at"`
+	ParentID     *int64  `db:"parent_token_id"`
 }
 
 func (r tokenRow) token() (Token, error) {
@@ -33,13 +34,16 @@ func (r tokenRow) token() (Token, error) {
 	return Token{
 		ID: r.ID, AgentID: r.AgentID, Hash: r.Hash, Prefix: r.Prefix, Label: r.Label,
 		Capabilities: caps, LastUsedAt: r.LastUsedAt.ptr(), ExpiresAt: r.ExpiresAt.ptr(),
-		CreatedAt: r.CreatedAt.T, RevokedAt: r.RevokedAt.ptr(),
+		CreatedAt: r.CreatedAt.T, RevokedAt: r.RevokedAt.ptr(), ParentID: r.ParentID,
 	}, nil
 }
 
 // CreateToken inserts t and returns it as stored. The id is assigned and a
 // zero CreatedAt is now. A missing agent is ErrNotFound, a hash already
-// stored ErrConflict.
+// stored ErrConflict. A child token (ParentID set) is inserted only while
+// its parent is live: the parent row is locked first, so a revocation
+// racing the mint either sees the child (and revokes it) or makes the mint
+// fail with ErrParentRevoked.
 func (s *SQL) CreateToken(ctx context.Context, t Token) (Token, error) {
 	op := fmt.Sprintf("create token for agent %d", t.AgentID)
 	caps, err := MarshalCapabilities(t.Capabilities)
@@ -47,16 +51,33 @@ func (s *SQL) CreateToken(ctx context.Context, t Token) (Token, error) {
 		return Token{}, fmt.Errorf("store: %s: capabilities: %w", op, err)
 	}
 	var r tokenRow
-	err = s.db.GetContext(ctx, &r, s.db.Rebind(
-		`INSERT INTO agent_tokens (agent_id, token_hash, token_prefix, label, capabilities, last_used_at, expires_at, created_at, revoked_at)
-		 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+tokenColumns),
-		t.AgentID, t.Hash, t.Prefix, t.Label, caps, s.nullTimeArg(t.LastUsedAt), s.nullTimeArg(t.ExpiresAt),
-		s.timeArg(orNow(t.CreatedAt, s.now)), s.nullTimeArg(t.RevokedAt))
-	if isForeignKeyViolation(err) {
-		return Token{}, fmt.Errorf("store: %s: agent %d: %w", op, t.AgentID, ErrNotFound)
-	}
+	err = s.inTx(ctx, op, func(tx *sqlx.Tx) error {
+		if t.ParentID != nil {
+			var live []int64
+			err := tx.SelectContext(ctx, &live, tx.Rebind(
+				`SELECT id FROM agent_tokens WHERE id = ? AND revoked_at IS NULL`+s.d.shareLock), *t.ParentID)
+			if err != nil {
+				return dbError(op+": parent", err)
+			}
+			if len(live) == 0 {
+				return fmt.Errorf("store: %s: parent token %d: %w", op, *t.ParentID, ErrParentRevoked)
+			}
+		}
+		err := tx.GetContext(ctx, &r, tx.Rebind(
+			`INSERT INTO agent_tokens (agent_id, token_hash, token_prefix, label, capabilities, last_used_at, expires_at, created_at, revoked_at, parent_token_id)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING `+tokenColumns),
+			t.AgentID, t.Hash, t.Prefix, t.Label, caps, s.nullTimeArg(t.LastUsedAt), s.nullTimeArg(t.ExpiresAt),
+			s.timeArg(orNow(t.CreatedAt, s.now)), s.nullTimeArg(t.RevokedAt), t.ParentID)
+		if isForeignKeyViolation(err) {
+			return fmt.Errorf("store: %s: agent %d: %w", op, t.AgentID, ErrNotFound)
+		}
+		if err != nil {
+			return dbError(op, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return Token{}, dbError(op, err)
+		return Token{}, err
 	}
 	return r.token()
 }
@@ -81,17 +102,47 @@ func (s *SQL) ListTokens(ctx context.Context, agentID int64) ([]Token, error) {
 }
 
 // RevokeToken sets revoked_at on the token if it belongs to agentID
-// (ErrNotFound otherwise). Revoking a revoked token keeps the first
-// revoked_at and succeeds. One statement, so it is atomic.
-func (s *SQL) RevokeToken(ctx context.Context, agentID, tokenID int64, at time.Time) (Token, error) {
-	var r tokenRow
-	err := s.db.GetContext(ctx, &r, s.db.Rebind(
-		`UPDATE agent_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND agent_id = ? RETURNING `+tokenColumns),
-		s.timeArg(at), tokenID, agentID)
+// (ErrNotFound otherwise), then on every token minted from it, transitively,
+// in the same transaction. Revoking a revoked token keeps the first
+// revoked_at and succeeds (and still sweeps its descendants).
+func (s *SQL) RevokeToken(ctx context.Context, agentID, tokenID int64, at time.Time) (Token, []int64, error) {
+	op := fmt.Sprintf("revoke token %d of agent %d", tokenID, agentID)
+	var (
+		r           tokenRow
+		descendants []int64
+	)
+	err := s.inTx(ctx, op, func(tx *sqlx.Tx) error {
+		err := tx.GetContext(ctx, &r, tx.Rebind(
+			`UPDATE agent_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND agent_id = ? RETURNING `+tokenColumns),
+			s.timeArg(at), tokenID, agentID)
+		if err != nil {
+			return dbError(op, err)
+		}
+		descendants, err = s.revokeDescendants(ctx, tx, op, `SELECT id FROM agent_tokens WHERE parent_token_id = ?`, tokenID, at)
+		return err
+	})
 	if err != nil {
-		return Token{}, dbError(fmt.Sprintf("revoke token %d of agent %d", tokenID, agentID), err)
+		return Token{}, nil, err
 	}
-	return r.token()
+	t, err := r.token()
+	return t, descendants, err
+}
+
+// revokeDescendants revokes every token below the roots that rootsQuery
+// (one "?" parameter, arg) selects as first-generation children, and
+// returns their ids in ascending order.
+func (s *SQL) revokeDescendants(ctx context.Context, tx *sqlx.Tx, op, rootsQuery string, arg any, at time.Time) ([]int64, error) {
+	var ids []int64
+	err := tx.SelectContext(ctx, &ids, tx.Rebind(
+		`WITH RECURSIVE tree(id) AS (`+rootsQuery+`
+		   UNION SELECT t.id FROM agent_tokens t JOIN tree ON t.parent_token_id = tree.id)
+		 UPDATE agent_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id IN (SELECT id FROM tree) RETURNING id`),
+		arg, s.timeArg(at))
+	if err != nil {
+		return nil, dbError(op+": descendants", err)
+	}
+	slices.Sort(ids)
+	return ids, nil
 }
 
 // RevokeAllTokens revokes every live token of the agent and reports how
@@ -120,7 +171,7 @@ func (s *SQL) RevokeAllTokens(ctx context.Context, agentID int64, at time.Time) 
 
 // resolveQuery is the one indexed lookup behind ResolveTokenHash.
 const resolveQuery = `SELECT t.id, t.agent_id, t.token_hash, t.token_prefix, t.label, t.capabilities,
-        t.last_used_at, t.expires_at, t.created_at, t.revoked_at,
+        t.last_used_at, t.expires_at, t.created_at, t.revoked_at, t.parent_token_id,
         a.id, a.slug, a.name, a.owner_id, a.status, a.tool_policy, a.created_at, a.updated_at,
         u.id, u.login, u.name, u.roles, u.status, u.created_at
    FROM agent_tokens t
@@ -172,7 +223,7 @@ func (s *SQL) ResolveTokenHash(ctx context.Context, hash string) (Resolved, erro
 	}
 	err := row.Scan(
 		&t.ID, &t.AgentID, &t.Hash, &t.Prefix, &t.Label, &t.Capabilities,
-		&t.LastUsedAt, &t.ExpiresAt, &t.CreatedAt, &t.RevokedAt,
+		&t.LastUsedAt, &t.ExpiresAt, &t.CreatedAt, &t.RevokedAt, &t.ParentID,
 		&a.ID, &a.Slug, &a.Name, &a.OwnerID, &a.Status, &a.ToolPolicy, &a.CreatedAt, &a.UpdatedAt,
 		&ownerID, &login, &name, &roles, &status, &created)
 	if err != nil {

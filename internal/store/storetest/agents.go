@@ -58,7 +58,7 @@ var agentRules = []rule{
 		isErr(t, "GetAgentBySlug", err, store.ErrNotFound)
 		_, err = s.UpdateAgent(ctx(t), 4242, store.AgentPatch{Name: ptr("x")})
 		isErr(t, "UpdateAgent", err, store.ErrNotFound)
-		err = s.DeleteAgent(ctx(t), 4242)
+		_, err = s.DeleteAgent(ctx(t), 4242)
 		isErr(t, "DeleteAgent", err, store.ErrNotFound)
 	}},
 	{"update agent changes only patched fields and bumps updated_at", func(t *testing.T, s store.Store) {
@@ -116,9 +116,10 @@ var agentRules = []rule{
 		mustGrant(t, s, doomed.ID, "user:9", "viewer")
 		keptGrant := mustGrant(t, s, kept.ID, "user:9", "viewer")
 
-		noErr(t, "DeleteAgent", s.DeleteAgent(ctx(t), doomed.ID))
+		_, err := s.DeleteAgent(ctx(t), doomed.ID)
+		noErr(t, "DeleteAgent", err)
 
-		_, err := s.GetAgent(ctx(t), doomed.ID)
+		_, err = s.GetAgent(ctx(t), doomed.ID)
 		isErr(t, "GetAgent after delete", err, store.ErrNotFound)
 		_, err = s.ResolveTokenHash(ctx(t), hash("doomed-token"))
 		isErr(t, "ResolveTokenHash of deleted agent's token", err, store.ErrNotFound)
@@ -128,7 +129,7 @@ var agentRules = []rule{
 		grants, err := s.ListGrants(ctx(t), doomed.ID)
 		noErr(t, "ListGrants", err)
 		equal(t, "grants of deleted agent", len(grants), 0)
-		err = s.DeleteAgent(ctx(t), doomed.ID)
+		_, err = s.DeleteAgent(ctx(t), doomed.ID)
 		isErr(t, "second DeleteAgent", err, store.ErrNotFound)
 
 		toks, err = s.ListTokens(ctx(t), kept.ID)
@@ -141,7 +142,8 @@ var agentRules = []rule{
 	{"deleted agent's slug can be reused with a new id", func(t *testing.T, s store.Store) {
 		owner := mustUser(t, s, "ada")
 		first := mustAgent(t, s, owner.ID, "bot")
-		noErr(t, "DeleteAgent", s.DeleteAgent(ctx(t), first.ID))
+		_, err := s.DeleteAgent(ctx(t), first.ID)
+		noErr(t, "DeleteAgent", err)
 		second := mustAgent(t, s, owner.ID, "bot")
 		if second.ID == first.ID {
 			t.Errorf("new agent reused id %d of a deleted agent", first.ID)

@@ -82,7 +82,7 @@ var concurrencyRules = []rule{
 			for beforeRevoke.Load() < resolvers && time.Now().Before(deadline) {
 				time.Sleep(time.Millisecond)
 			}
-			if _, err := s.RevokeToken(c, a.ID, tok.ID, at(0)); err != nil {
+			if _, _, err := s.RevokeToken(c, a.ID, tok.ID, at(0)); err != nil {
 				errs <- err
 			}
 			revoked.Store(true)

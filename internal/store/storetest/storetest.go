@@ -106,6 +106,15 @@ func mustToken(t *testing.T, s store.Store, agentID int64, seed string) store.To
 	return tok
 }
 
+func mustChild(t *testing.T, s store.Store, agentID int64, seed string, parent int64) store.Token {
+	t.Helper()
+	tok, err := s.CreateToken(ctx(t), store.Token{AgentID: agentID, Hash: hash(seed), Prefix: seed[:min(4, len(seed))], Label: seed, ParentID: &parent})
+	if err != nil {
+		t.Fatalf("CreateToken(%q, parent %d): %v", seed, parent, err)
+	}
+	return tok
+}
+
 func mustGrant(t *testing.T, s store.Store, agentID int64, principal, role string) store.Grant {
 	t.Helper()
 	g, _, err := s.PutGrant(ctx(t), store.Grant{AgentID: agentID, Principal: principal, Role: role})

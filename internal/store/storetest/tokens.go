@@ -95,12 +95,66 @@ var tokenRules = []rule{
 		noErr(t, "ResolveTokenHash", err)
 		equal(t, "resolved", got, store.Resolved{Token: tok, Agent: a, Owner: nil})
 	}},
+	{"revoking a token revokes every token minted from it, transitively", func(t *testing.T, s store.Store) {
+		owner := mustUser(t, s, "ada")
+		a := mustAgent(t, s, owner.ID, "a")
+		b := mustAgent(t, s, owner.ID, "b")
+		root := mustToken(t, s, a.ID, "root")
+		child := mustChild(t, s, a.ID, "child", root.ID)
+		grandchild := mustChild(t, s, b.ID, "grandchild", child.ID)
+		sibling := mustToken(t, s, a.ID, "sibling")
+		equal(t, "child's parent", child.ParentID, &root.ID)
+
+		got, descendants, err := s.RevokeToken(ctx(t), a.ID, root.ID, at(time.Minute))
+		noErr(t, "RevokeToken", err)
+		equal(t, "revoked root", got.RevokedAt, ptr(at(time.Minute)))
+		equal(t, "descendants", descendants, []int64{child.ID, grandchild.ID})
+		for _, seed := range []string{"child", "grandchild"} {
+			r, err := s.ResolveTokenHash(ctx(t), hash(seed))
+			noErr(t, "ResolveTokenHash "+seed, err)
+			equal(t, seed+" revoked_at", r.Token.RevokedAt, ptr(at(time.Minute)))
+		}
+		r, err := s.ResolveTokenHash(ctx(t), hash("sibling"))
+		noErr(t, "ResolveTokenHash sibling", err)
+		if r.Token.RevokedAt != nil || r.Token.ID != sibling.ID {
+			t.Errorf("sibling revoked with the root: %+v", r.Token)
+		}
+	}},
+	{"a revoked token mints nothing", func(t *testing.T, s store.Store) {
+		owner := mustUser(t, s, "ada")
+		a := mustAgent(t, s, owner.ID, "a")
+		root := mustToken(t, s, a.ID, "root")
+		_, _, err := s.RevokeToken(ctx(t), a.ID, root.ID, at(0))
+		noErr(t, "RevokeToken", err)
+		_, err = s.CreateToken(ctx(t), store.Token{AgentID: a.ID, Hash: hash("late"), Label: "late", ParentID: &root.ID})
+		isErr(t, "CreateToken under a revoked parent", err, store.ErrParentRevoked)
+		_, err = s.ResolveTokenHash(ctx(t), hash("late"))
+		isErr(t, "ResolveTokenHash of the refused child", err, store.ErrNotFound)
+	}},
+	{"deleting an agent revokes the tokens its tokens minted elsewhere", func(t *testing.T, s store.Store) {
+		owner := mustUser(t, s, "ada")
+		a := mustAgent(t, s, owner.ID, "a")
+		b := mustAgent(t, s, owner.ID, "b")
+		root := mustToken(t, s, a.ID, "root")
+		elsewhere := mustChild(t, s, b.ID, "elsewhere", root.ID)
+		revoked, err := s.DeleteAgent(ctx(t), a.ID)
+		noErr(t, "DeleteAgent", err)
+		equal(t, "revoked descendants", revoked, []int64{elsewhere.ID})
+		r, err := s.ResolveTokenHash(ctx(t), hash("elsewhere"))
+		noErr(t, "ResolveTokenHash", err)
+		if r.Token.RevokedAt == nil {
+			t.Errorf("a token minted by a deleted agent's token is still live")
+		}
+		if r.Token.ParentID != nil {
+			t.Errorf("parent_token_id %d survives its parent's deletion", *r.Token.ParentID)
+		}
+	}},
 	{"token of another agent is not found on revoke", func(t *testing.T, s store.Store) {
 		owner := mustUser(t, s, "ada")
 		a := mustAgent(t, s, owner.ID, "a")
 		b := mustAgent(t, s, owner.ID, "b")
 		tok := mustToken(t, s, a.ID, "t1")
-		_, err := s.RevokeToken(ctx(t), b.ID, tok.ID, at(0))
+		_, _, err := s.RevokeToken(ctx(t), b.ID, tok.ID, at(0))
 		isErr(t, "RevokeToken through the wrong agent", err, store.ErrNotFound)
 		r, err := s.ResolveTokenHash(ctx(t), hash("t1"))
 		noErr(t, "ResolveTokenHash", err)
@@ -111,14 +165,14 @@ var tokenRules = []rule{
 	{"missing token is not found on revoke", func(t *testing.T, s store.Store) {
 		owner := mustUser(t, s, "ada")
 		a := mustAgent(t, s, owner.ID, "a")
-		_, err := s.RevokeToken(ctx(t), a.ID, 4242, at(0))
+		_, _, err := s.RevokeToken(ctx(t), a.ID, 4242, at(0))
 		isErr(t, "RevokeToken", err, store.ErrNotFound)
 	}},
 	{"revoked token keeps its row", func(t *testing.T, s store.Store) {
 		owner := mustUser(t, s, "ada")
 		a := mustAgent(t, s, owner.ID, "bot")
 		tok := mustToken(t, s, a.ID, "t1")
-		got, err := s.RevokeToken(ctx(t), a.ID, tok.ID, at(time.Minute))
+		got, _, err := s.RevokeToken(ctx(t), a.ID, tok.ID, at(time.Minute))
 		noErr(t, "RevokeToken", err)
 		want := tok
 		want.RevokedAt = ptr(at(time.Minute))
@@ -134,9 +188,9 @@ var tokenRules = []rule{
 		owner := mustUser(t, s, "ada")
 		a := mustAgent(t, s, owner.ID, "bot")
 		tok := mustToken(t, s, a.ID, "t1")
-		_, err := s.RevokeToken(ctx(t), a.ID, tok.ID, at(time.Minute))
+		_, _, err := s.RevokeToken(ctx(t), a.ID, tok.ID, at(time.Minute))
 		noErr(t, "first RevokeToken", err)
-		got, err := s.RevokeToken(ctx(t), a.ID, tok.ID, at(time.Hour))
+		got, _, err := s.RevokeToken(ctx(t), a.ID, tok.ID, at(time.Hour))
 		noErr(t, "second RevokeToken", err)
 		equal(t, "revoked_at", got.RevokedAt, ptr(at(time.Minute)))
 	}},
@@ -148,7 +202,7 @@ var tokenRules = []rule{
 		mustToken(t, s, a.ID, "live1")
 		mustToken(t, s, a.ID, "live2")
 		mustToken(t, s, other.ID, "other")
-		_, err := s.RevokeToken(ctx(t), a.ID, early.ID, at(0))
+		_, _, err := s.RevokeToken(ctx(t), a.ID, early.ID, at(0))
 		noErr(t, "RevokeToken", err)
 		n, err := s.RevokeAllTokens(ctx(t), a.ID, at(time.Hour))
 		noErr(t, "RevokeAllTokens", err)
