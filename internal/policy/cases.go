@@ -207,7 +207,7 @@ func (s caseSet) run(ctx context.Context, pq rego.PreparedEvalQuery) error {
 
 // check evaluates one case; the error says what went wrong, never the input.
 func (s caseSet) check(ctx context.Context, pq rego.PreparedEvalQuery, c decisionCase) error {
-	rs, err := pq.Eval(ctx, rego.EvalParsedInput(c.input))
+	rs, err := evalQuery(ctx, pq, c.input)
 	if err != nil {
 		return fmt.Errorf("evaluation error: %w", err)
 	}

@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/metrics"
 	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
 )
 
 // Decision is data.agentauthz.main.decision for one input.
@@ -39,7 +40,7 @@ type Access struct {
 // Decide evaluates the active policy for input; any error means the caller must deny.
 func (e *Engine) Decide(ctx context.Context, input ast.Value) (Decision, error) {
 	st := e.cur.Load()
-	rs, err := st.decision.Eval(ctx, rego.EvalParsedInput(input))
+	rs, err := evalQuery(ctx, st.decision, input)
 	if err != nil {
 		e.failed(ctx, st)
 		return Decision{}, fmt.Errorf("%w: %w", ErrPolicy, err)
@@ -53,8 +54,38 @@ func (e *Engine) Decide(ctx context.Context, input ast.Value) (Decision, error) 
 	return d, nil
 }
 
-// decisionFrom converts the one expected result by hand (no JSON round trip)
-// and refuses anything that is not a well-formed decision object.
+// evalQuery is one evaluation of the prepared decision query: Decide,
+// Explain (with a tracer) and the decision cases all go through it, so the
+// cases check exactly what serves.
+func evalQuery(ctx context.Context, pq rego.PreparedEvalQuery, input ast.Value, extra ...rego.EvalOption) (rego.ResultSet, error) {
+	opts := make([]rego.EvalOption, 0, 4+len(extra))
+	opts = append(opts, rego.EvalParsedInput(input), evalNoMetrics, evalRawResult)
+	if ctx.Done() == nil {
+		// Nothing can cancel this context: skip the watcher goroutine
+		// rego would start for it.
+		opts = append(opts, evalNeverCancelled)
+	} else {
+		c := topdown.NewCancel()
+		stop := context.AfterFunc(ctx, c.Cancel)
+		defer stop()
+		opts = append(opts, rego.EvalExternalCancel(c))
+	}
+	return pq.Eval(ctx, append(opts, extra...)...)
+}
+
+// Evaluation options shared by every evaluation (they hold no per-call state):
+// no metrics are collected (nothing reads them), the result stays an
+// ast.Value (decisionFrom reads it directly, with no conversion to Go maps),
+// and a context that cannot be cancelled needs no cancellation watcher.
+var (
+	evalNoMetrics      = rego.EvalMetrics(metrics.NoOp())
+	evalRawResult      = rego.EvalGenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t.Value, nil })
+	evalNeverCancelled = rego.EvalExternalCancel(topdown.NewCancel())
+)
+
+// decisionFrom reads the one expected result (an ast.Value, see
+// evalRawResult) and refuses anything that is not a well-formed decision
+// object.
 func decisionFrom(rs rego.ResultSet) (Decision, error) {
 	switch {
 	case len(rs) == 0:
@@ -64,39 +95,60 @@ func decisionFrom(rs rego.ResultSet) (Decision, error) {
 	case len(rs[0].Expressions) != 1:
 		return Decision{}, fmt.Errorf("%w: %d expressions, want one", ErrPolicy, len(rs[0].Expressions))
 	}
-	obj, ok := rs[0].Expressions[0].Value.(map[string]any)
+	v, _ := rs[0].Expressions[0].Value.(ast.Value)
+	obj, ok := v.(ast.Object)
 	if !ok {
-		return Decision{}, malformed("decision is %s, not an object", typeName(rs[0].Expressions[0].Value))
+		return Decision{}, malformed("decision is %s, not an object", typeName(v))
 	}
 	var d Decision
-	allow, ok := obj["allow"].(bool)
+	allow, ok := field(obj, keyAllow).(ast.Boolean)
 	if !ok {
-		return Decision{}, malformed("allow is %s, not a boolean", typeName(obj["allow"]))
+		return Decision{}, malformed("allow is %s, not a boolean", typeName(field(obj, keyAllow)))
 	}
-	d.Allow = allow
+	d.Allow = bool(allow)
 	var err error
-	if d.Role, err = optString(obj, "role"); err != nil {
+	if d.Role, err = optString(obj, keyRole); err != nil {
 		return Decision{}, err
 	}
-	if d.DeniedBy, err = optStrings(obj, "denied_by"); err != nil {
+	if d.DeniedBy, err = optStrings(obj, keyDeniedBy); err != nil {
 		return Decision{}, err
 	}
 	if d.Allow && len(d.DeniedBy) > 0 {
 		return Decision{}, malformed("allow is true but denied_by is %v", d.DeniedBy)
 	}
-	if d.Reasons, err = optStrings(obj, "reasons"); err != nil {
+	if d.Reasons, err = optStrings(obj, keyReasons); err != nil {
 		return Decision{}, err
 	}
-	if d.Capabilities, err = optStrings(obj, "capabilities"); err != nil {
+	if d.Capabilities, err = optStrings(obj, keyCapabilities); err != nil {
 		return Decision{}, err
 	}
 	if d.Accessible, err = optAccess(obj); err != nil {
 		return Decision{}, err
 	}
-	if d.Scope, err = optString(obj, "scope"); err != nil {
+	if d.Scope, err = optString(obj, keyScope); err != nil {
 		return Decision{}, err
 	}
 	return d, nil
+}
+
+// The keys of the decision document, as terms to look them up with.
+var (
+	keyAllow        = ast.StringTerm("allow")
+	keyRole         = ast.StringTerm("role")
+	keyDeniedBy     = ast.StringTerm("denied_by")
+	keyReasons      = ast.StringTerm("reasons")
+	keyCapabilities = ast.StringTerm("capabilities")
+	keyAccessible   = ast.StringTerm("accessible")
+	keyScope        = ast.StringTerm("scope")
+	keyAgentID      = ast.StringTerm("agent_id")
+)
+
+// field is obj[key], nil when absent.
+func field(obj ast.Object, key *ast.Term) ast.Value {
+	if t := obj.Get(key); t != nil {
+		return t.Value
+	}
+	return nil
 }
 
 func malformed(format string, args ...any) error {
@@ -104,58 +156,74 @@ func malformed(format string, args ...any) error {
 }
 
 // optString reads a string field that may be absent or null.
-func optString(obj map[string]any, key string) (string, error) {
-	switch v := obj[key].(type) {
-	case nil:
+func optString(obj ast.Object, key *ast.Term) (string, error) {
+	switch v := field(obj, key).(type) {
+	case nil, ast.Null:
 		return "", nil
-	case string:
-		return v, nil
+	case ast.String:
+		return string(v), nil
 	default:
-		return "", malformed("%s is %s, not a string", key, typeName(v))
+		return "", malformed("%s is %s, not a string", key.Value.(ast.String), typeName(v))
 	}
 }
 
 // optStrings reads an array (or set) of strings that may be absent or null.
-func optStrings(obj map[string]any, key string) ([]string, error) {
-	switch v := obj[key].(type) {
-	case nil:
-		return nil, nil
-	case []any:
-		out := make([]string, len(v))
-		for i, x := range v {
-			s, ok := x.(string)
-			if !ok {
-				return nil, malformed("%s[%d] is %s, not a string", key, i, typeName(x))
+func optStrings(obj ast.Object, key *ast.Term) ([]string, error) {
+	name := string(key.Value.(ast.String))
+	var out []string
+	var bad error
+	collect := func(i int, t *ast.Term) {
+		s, ok := t.Value.(ast.String)
+		if !ok {
+			if bad == nil {
+				bad = malformed("%s[%d] is %s, not a string", name, i, typeName(t.Value))
 			}
-			out[i] = s
+			return
 		}
-		return out, nil
-	default:
-		return nil, malformed("%s is %s, not an array of strings", key, typeName(v))
+		out = append(out, string(s))
 	}
+	switch v := field(obj, key).(type) {
+	case nil, ast.Null:
+		return nil, nil
+	case *ast.Array:
+		out = make([]string, 0, v.Len())
+		for i := range v.Len() {
+			collect(i, v.Elem(i))
+		}
+	case ast.Set:
+		out = make([]string, 0, v.Len())
+		i := 0
+		v.Foreach(func(t *ast.Term) { collect(i, t); i++ })
+	default:
+		return nil, malformed("%s is %s, not an array of strings", name, typeName(v))
+	}
+	if bad != nil {
+		return nil, bad
+	}
+	return out, nil
 }
 
 // optAccess reads accessible: an array of {agent_id, role} objects.
-func optAccess(obj map[string]any) ([]Access, error) {
-	switch v := obj["accessible"].(type) {
-	case nil:
+func optAccess(obj ast.Object) ([]Access, error) {
+	switch v := field(obj, keyAccessible).(type) {
+	case nil, ast.Null:
 		return nil, nil
-	case []any:
-		out := make([]Access, len(v))
-		for i, x := range v {
-			m, ok := x.(map[string]any)
+	case *ast.Array:
+		out := make([]Access, v.Len())
+		for i := range v.Len() {
+			m, ok := v.Elem(i).Value.(ast.Object)
 			if !ok {
-				return nil, malformed("accessible[%d] is %s, not an object", i, typeName(x))
+				return nil, malformed("accessible[%d] is %s, not an object", i, typeName(v.Elem(i).Value))
 			}
-			id, ok := toInt64(m["agent_id"])
+			id, ok := toInt64(field(m, keyAgentID))
 			if !ok {
-				return nil, malformed("accessible[%d].agent_id is %v, not an integer", i, m["agent_id"])
+				return nil, malformed("accessible[%d].agent_id is %v, not an integer", i, field(m, keyAgentID))
 			}
-			role, ok := m["role"].(string)
+			role, ok := field(m, keyRole).(ast.String)
 			if !ok {
-				return nil, malformed("accessible[%d].role is %s, not a string", i, typeName(m["role"]))
+				return nil, malformed("accessible[%d].role is %s, not a string", i, typeName(field(m, keyRole)))
 			}
-			out[i] = Access{AgentID: id, Role: role}
+			out[i] = Access{AgentID: id, Role: string(role)}
 		}
 		return out, nil
 	default:
@@ -163,38 +231,28 @@ func optAccess(obj map[string]any) ([]Access, error) {
 	}
 }
 
-func toInt64(v any) (int64, bool) {
-	switch n := v.(type) {
-	case json.Number:
-		i, err := n.Int64()
-		return i, err == nil
-	case float64:
-		if n != math.Trunc(n) || math.Abs(n) > 1<<53 {
-			return 0, false
-		}
-		return int64(n), true
-	case int:
-		return int64(n), true
-	case int64:
-		return n, true
+func toInt64(v ast.Value) (int64, bool) {
+	n, ok := v.(ast.Number)
+	if !ok {
+		return 0, false
 	}
-	return 0, false
+	return n.Int64()
 }
 
-// typeName names a decoded JSON value's type for error messages (never its content).
+// typeName names a decision value's type for error messages (never its content).
 func typeName(v any) string {
 	switch v.(type) {
-	case nil:
+	case nil, ast.Null:
 		return "null/absent"
-	case bool:
+	case ast.Boolean, bool:
 		return "a boolean"
-	case string:
+	case ast.String, string:
 		return "a string"
-	case json.Number, float64, int, int64:
+	case ast.Number, json.Number, float64, int, int64:
 		return "a number"
-	case []any:
+	case *ast.Array, ast.Set, []any:
 		return "an array"
-	case map[string]any:
+	case ast.Object, map[string]any:
 		return "an object"
 	}
 	return fmt.Sprintf("%T", v)

@@ -19,7 +19,7 @@ import (
 func (e *Engine) Explain(ctx context.Context, input ast.Value) (Decision, []string, error) {
 	st := e.cur.Load()
 	buf := topdown.NewBufferTracer()
-	rs, err := st.decision.Eval(ctx, rego.EvalParsedInput(input), rego.EvalQueryTracer(buf))
+	rs, err := evalQuery(ctx, st.decision, input, rego.EvalQueryTracer(buf))
 	lines := traceLines(*buf)
 	if err != nil {
 		e.failed(ctx, st)

@@ -70,3 +70,8 @@ test_errors_abilities_unknown_role_and_bad_capability if {
 test_errors_tables_not_objects if {
 	"config.abilities must be an object" in validate.errors with data.agentauthz.config.abilities as null
 }
+
+test_errors_token_capability_not_a_string if {
+	abilities := object.union(config.abilities, {"delete-agent": {"capability": "read", "min_role": "admin", "token_capability": 7}})
+	"config.abilities.delete-agent.token_capability must be a string or null" in validate.errors with data.agentauthz.config.abilities as abilities
+}

@@ -28,13 +28,6 @@ well_formed(policy) if {
 	}
 }
 
-# permits(policy, tool) is the tool_policy layer as a flag: false when tool is
-# a string the policy blocks, true otherwise (no tool, or nothing blocks it).
-permits(policy, tool) := false if {
-	is_string(tool)
-	tool_blocked(policy, tool)
-} else := true
-
 # narrows(new, old): every tool new permits, old permits too, so replacing
 # old by new takes tools away and never hands one out. A null or malformed
 # old policy restricts nothing; a null new policy permits everything.

@@ -21,14 +21,14 @@ denials contains {"by": "ability", "reason": sprintf("%q is not a known ability"
 denials contains {"by": "owner_ceiling", "reason": sprintf("the token's owner lacks %s", [cap])} if {
 	input.principal.kind == "token"
 	cap := required_capability
-	not ceilings.owner_has(cap)
+	not ceilings.user_has(input.principal.user, cap)
 }
 
 # ... and one whose own list lacks it fails the token ceiling (both may fail).
-denials contains {"by": "token_ceiling", "reason": sprintf("token ceiling does not include %s", [cap])} if {
+denials contains {"by": "token_ceiling", "reason": ceilings.token_ceiling_reason(cap)} if {
 	input.principal.kind == "token"
 	cap := required_capability
-	not ceilings.token_allows(cap)
+	not ceilings.token_allows(input.principal.token, cap)
 }
 
 denials contains {"by": "capability", "reason": sprintf("%s requires the capability %s", [input.ability, cap])} if {
@@ -37,13 +37,13 @@ denials contains {"by": "capability", "reason": sprintf("%s requires the capabil
 	not ceilings.principal_has(cap)
 }
 
-denials contains {"by": "agent_role", "reason": role_shortfall(input.ability, ability.min_role)} if {
+denials contains {"by": "agent_role", "reason": access.role_shortfall(input.ability, ability.min_role)} if {
 	is_string(ability.min_role)
 	not access.at_least(ability.min_role)
 }
 
 # can-access-agent asks for the caller's role against minimum_role.
-denials contains {"by": "agent_role", "reason": role_shortfall(input.ability, access.minimum_role)} if {
+denials contains {"by": "agent_role", "reason": access.role_shortfall(input.ability, access.minimum_role)} if {
 	input.ability == "can-access-agent"
 	not access.at_least(access.minimum_role)
 }
@@ -62,15 +62,6 @@ denials contains {"by": "owner_mismatch", "reason": reason} if {
 	reason := sprintf("only a site administrator may create an agent owned by user %v", [input.resource.owner_id])
 }
 
-# role_shortfall explains a missing agent role in one sentence.
-role_shortfall(what, min_role) := sprintf("%s needs the %s role on agent %v; the caller has %s", [
-	what, min_role, input.agent.id, held_role,
-])
-
-held_role := access.role if access.role != null
-
-else := "none"
-
 # mint_excess names what the requested token would hold beyond the minter.
 # A list asks for exactly those names; null asks for the owner's whole ceiling,
 # so the minter must hold every capability the agent's owner holds.
@@ -81,7 +72,7 @@ mint_excess := {cap |
 	is_array(input.token_request.capabilities)
 } else := {cap |
 	some cap in ceilings.known_capabilities
-	ceilings.agent_owner_has(cap)
+	ceilings.user_has(input.agent.owner, cap)
 	not ceilings.principal_has(cap)
 }
 

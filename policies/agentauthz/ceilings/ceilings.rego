@@ -23,20 +23,17 @@ user_has(user, _) if {
 	config.roles[name][config.settings.implies_all_capability] == true
 }
 
-# owner_has(cap): the acting user (a token's owner, or the user itself) holds cap.
-owner_has(cap) if user_has(input.principal.user, cap)
+# token_allows(token, cap) is the token ceiling: a null list means "the
+# owner's ceiling", a list means exactly those names, so [] allows nothing.
+token_allows(token, _) if token.capabilities == null
 
-# agent_owner_has(cap): the owner of input.agent holds cap; an agent never acts beyond it.
-agent_owner_has(cap) if user_has(input.agent.owner, cap)
-
-# token_allows(cap) is the token ceiling: null means "the owner's ceiling",
-# a list means exactly those names, so [] allows nothing.
-token_allows(_) if input.principal.token.capabilities == null
-
-token_allows(cap) if {
-	is_array(input.principal.token.capabilities)
-	cap in input.principal.token.capabilities
+token_allows(token, cap) if {
+	is_array(token.capabilities)
+	cap in token.capabilities
 }
+
+# token_ceiling_reason(cap) is the sentence of a token_ceiling denial.
+token_ceiling_reason(cap) := sprintf("token ceiling does not include %s", [cap])
 
 # valid_ceiling(caps) is true for null and for a list of capability names.
 valid_ceiling(caps) if caps == null
@@ -63,7 +60,7 @@ principal_has(cap) if {
 
 principal_has(cap) if {
 	input.principal.kind == "token"
-	token_allows(cap)
+	token_allows(input.principal.token, cap)
 	user_has(input.principal.user, cap)
 }
 

@@ -26,56 +26,55 @@ default decision := {
 	"reasons": ["the request could not be decided"],
 }
 
-# authorize is the hot path and goes first: authorize_input_ok proves in one
-# indexed body that input_problems is empty, so the problem set (a dozen
-# bodies) is never built for a well-formed authorize request. The owner acting
-# on its agent is then answered by actions.owner_decision in one body, anyone
-# else by the general layers (authorize_verdict). When authorize_input_ok
-# fails the chain below decides exactly as before.
-decision := actions.owner_decision if {
-	input.ability == "authorize"
-	authorize_input_ok
-} else := authorize_verdict if {
-	input.ability == "authorize"
-	authorize_input_ok
-} else := {
+# One branch per kind of answer, each guarded so that at most one holds (no
+# else chain: every branch is a plain body, which the rule index can pick
+# and OPA's partial evaluation can specialise).
+decision := {
 	"allow": false,
 	"role": null,
 	"denied_by": ["input"],
 	"reasons": sort(input_problems),
 } if {
 	count(input_problems) > 0
-} else := object.union(verdict, {"capabilities": ceilings.effective_capabilities}) if {
-	input.ability == "whoami"
-} else := object.union(verdict, {"accessible": access.accessible, "scope": access.scope}) if {
-	input.ability == "list-accessible-agents"
-} else := verdict
-
-# authorize is the hot path: its layers live in package actions, so the
-# ability table's generic checks (authorize's row needs nothing) are skipped.
-# (decision answers authorize through authorize_verdict; the first branch here
-# only keeps verdict right should it ever be reached for authorize.)
-denials := actions.denials if {
-	input.ability == "authorize"
-} else := abilities.denials
-
-# authorize_verdict is verdict for authorize without the two comprehensions
-# when nothing denies (the common answer).
-authorize_verdict := {"allow": true, "role": access.role, "denied_by": [], "reasons": []} if {
-	count(actions.denials) == 0
-} else := {
-	"allow": false,
-	"role": access.role,
-	"denied_by": sort({denial.by | some denial in actions.denials}),
-	"reasons": [denial.reason | some denial in actions.denials],
 }
 
-verdict := {
-	"allow": count(denials) == 0,
+# authorize: the runtime layers of package actions (the ability table's
+# row for authorize needs nothing, so its generic checks are skipped).
+decision := _verdict(actions.denials) if {
+	input.ability == "authorize"
+	count(input_problems) == 0
+}
+
+decision := object.union(_verdict(abilities.denials), {"capabilities": ceilings.effective_capabilities}) if {
+	input.ability == "whoami"
+	count(input_problems) == 0
+}
+
+decision := object.union(_verdict(abilities.denials), {"accessible": access.accessible, "scope": access.scope}) if {
+	input.ability == "list-accessible-agents"
+	count(input_problems) == 0
+}
+
+decision := _verdict(abilities.denials) if {
+	not input.ability in {"authorize", "whoami", "list-accessible-agents"}
+	count(input_problems) == 0
+}
+
+# _verdict(denials) is the decision document for a set of {by, reason}
+# denials: allowed when there is none. The two bodies exclude each other;
+# the common answer (nothing denies) builds no comprehension.
+_verdict(denials) := {"allow": true, "role": access.role, "denied_by": [], "reasons": []} if {
+	count(denials) == 0
+}
+
+_verdict(denials) := {
+	"allow": false,
 	"role": access.role,
 	"denied_by": sort({denial.by | some denial in denials}),
-	# a set iterates in sorted order, so reasons line up with denied_by
+	# a set iterates in sorted order ("by" first), so reasons line up with denied_by
 	"reasons": [denial.reason | some denial in denials],
+} if {
+	count(denials) > 0
 }
 
 # input_problems names everything missing or malformed in input. Each rule
@@ -86,9 +85,9 @@ verdict := {
 # Negating a call whose argument is missing is undefined, not true: presence
 # is tested by object.get with a default, or (when input itself may not be an
 # object) by a small rule that a missing value leaves undefined.
-input_problems contains "input.principal is missing or not an object" if not principal_present
+input_problems contains "input.principal is missing or not an object" if not is_object(object.get(_input, "principal", null))
 
-input_problems contains "input.ability is missing or not a string" if not ability_present
+input_problems contains "input.ability is missing or not a string" if not is_string(object.get(_input, "ability", null))
 
 input_problems contains sprintf("principal.kind %v is not one of anonymous, audience, operator, token, user", [kind]) if {
 	not principal_kinds[input.principal.kind]
@@ -165,26 +164,28 @@ input_problems contains sprintf("%s needs user_request (an object)", [input.abil
 
 input_problems contains "token_request.expires_at must be null or an RFC 3339 time" if {
 	input.ability == "create-agent-token"
-	not rfc3339_or_null(object.get(input, ["token_request", "expires_at"], null))
+	not _rfc3339_or_null(object.get(input, ["token_request", "expires_at"], null))
 }
 
 input_problems contains "principal.token.expires_at must be null or an RFC 3339 time" if {
 	input.principal.kind == "token"
-	not rfc3339_or_null(object.get(input.principal, ["token", "expires_at"], null))
+	not _rfc3339_or_null(object.get(input.principal, ["token", "expires_at"], null))
 }
 
-rfc3339_or_null(at) if at == null
+_rfc3339_or_null(at) if at == null
 
-rfc3339_or_null(at) if time.parse_rfc3339_ns(at)
+_rfc3339_or_null(at) if time.parse_rfc3339_ns(at)
 
 input_problems contains "create-agent needs resource.owner_id" if {
 	input.ability == "create-agent"
 	not input.resource.owner_id
 }
 
-principal_present if is_object(input.principal)
+# _input is input when it is an object (one rule for both presence checks
+# above: object.get on anything else would be undefined, not a problem).
+default _input := {}
 
-ability_present if is_string(input.ability)
+_input := input if is_object(input)
 
 well_formed_token if {
 	input.principal.token.agent_id
@@ -196,45 +197,3 @@ agent_scoped if input.ability == "authorize"
 agent_scoped if input.ability == "can-access-agent"
 
 agent_scoped if is_string(config.abilities[input.ability].min_role)
-
-# authorize_input_ok holds exactly when input_problems is empty for an
-# authorize request (every other problem is keyed on another ability): a
-# known principal kind with its parts, a string action, an agent object and
-# a tool that is absent, null or a string. One body per principal shape, each
-# led by an equality the rule index can use, so only one body runs; the shared
-# checks are repeated inline because a rule reference costs more than them.
-# The first body is the second's common case (a null list) without the call.
-authorize_input_ok if {
-	input.principal.kind == "token"
-	input.principal.token.capabilities == null
-	input.principal.token.agent_id
-	is_object(input.principal.user)
-	is_string(input.action)
-	is_object(input.agent)
-	type_name(object.get(input, "tool", null)) in {"null", "string"}
-}
-
-authorize_input_ok if {
-	input.principal.kind == "token"
-	ceilings.valid_ceiling(input.principal.token.capabilities)
-	input.principal.token.agent_id
-	is_object(input.principal.user)
-	is_string(input.action)
-	is_object(input.agent)
-	type_name(object.get(input, "tool", null)) in {"null", "string"}
-}
-
-authorize_input_ok if {
-	input.principal.kind == "user"
-	is_object(input.principal.user)
-	is_string(input.action)
-	is_object(input.agent)
-	type_name(object.get(input, "tool", null)) in {"null", "string"}
-}
-
-authorize_input_ok if {
-	input.principal.kind in {"audience", "anonymous", "operator"}
-	is_string(input.action)
-	is_object(input.agent)
-	type_name(object.get(input, "tool", null)) in {"null", "string"}
-}

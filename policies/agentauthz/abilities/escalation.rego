@@ -18,7 +18,7 @@ denials contains {"by": "token_ceiling", "reason": sprintf("token ceiling does n
 	input.principal.kind == "token"
 	cap := ability.token_capability
 	is_string(cap)
-	not ceilings.token_allows(cap)
+	not ceilings.token_allows(input.principal.token, cap)
 	not revokes_itself
 }
 
@@ -32,7 +32,7 @@ denials contains {"by": "grant_ceiling", "reason": reason} if {
 	input.ability == "grant-agent-access"
 	role := input.grant_request.role
 	not access.at_least(role)
-	reason := sprintf("the caller's role on agent %v (%s) is below the %s role it would grant", [input.agent.id, held_role, role])
+	reason := sprintf("the caller's role on agent %v (%s) is below the %s role it would grant", [input.agent.id, access.held_role, role])
 }
 
 # ... and a token grants a role only if it holds the role's powers: every
@@ -51,13 +51,13 @@ denials contains {"by": "grant_ceiling", "reason": reason} if {
 # grantee's own, so it always is.
 role_powers_missing(role) := {cap |
 	some cap in reachable_capabilities(role)
-	not ceilings.token_allows(cap)
+	not ceilings.token_allows(input.principal.token, cap)
 	not owner_lacks_action_capability(role, cap)
 }
 
 owner_lacks_action_capability(role, cap) if {
 	not cap in ability_capabilities(role)
-	not ceilings.agent_owner_has(cap)
+	not ceilings.user_has(object.get(input.agent, "owner", null), cap)
 }
 
 # reachable_capabilities(role): what a holder of role may exercise on an agent.
@@ -81,24 +81,61 @@ ability_capabilities(role) := {cap |
 	is_string(cap)
 }
 
-# Agent updates: a token may only narrow the tool policy it is bound by;
-# clearing it (every tool) needs a caller with no tool ceiling (a user).
+# Agent updates: who does not govern the agent is bound by its tool policy
+# and its status (a token, a grantee), so it may only narrow the tool policy
+# (the new one permits no tool the old one blocks; clearing it widens) ...
 denials contains {"by": "tool_ceiling", "reason": reason} if {
 	input.ability == "update-agent"
-	input.principal.kind == "token"
 	"tool_policy" in object.keys(object.get(input, "agent_update", {}))
+	not governs_agent
 	not tools.narrows(input.agent_update.tool_policy, input.agent.tool_policy)
-	reason := sprintf("a token may only narrow agent %v's tool policy", [input.agent.id])
+	reason := sprintf("only agent %v's owner or a site administrator may widen its tool policy", [input.agent.id])
 }
 
-# A token may deactivate its agent but never reactivate one.
+# ... and may deactivate the agent but never reactivate it.
 denials contains {"by": "status_ceiling", "reason": reason} if {
 	input.ability == "update-agent"
-	input.principal.kind == "token"
 	input.agent_update.status == "active"
 	input.agent.status != "active"
-	reason := sprintf("a token may not reactivate agent %v", [input.agent.id])
+	not governs_agent
+	reason := sprintf("only agent %v's owner or a site administrator may reactivate it", [input.agent.id])
 }
+
+# governs_agent: the caller has no tool or status ceiling on input.agent:
+# its owner acting as a user, a site administrator (a user), the operator.
+governs_agent if {
+	input.principal.kind == "user"
+	input.agent.owner_id == input.principal.user.id
+}
+
+governs_agent if {
+	input.principal.kind == "user"
+	access.site_admin
+}
+
+governs_agent if ceilings.operator_is_superuser
+
+# Creating an agent: a token creates one only as its owner would (a null
+# list: a restricted token would hand its owner powers the list withholds)
+# and only with a tool policy that narrows its own agent's.
+denials contains {"by": "token_ceiling", "reason": "a token with a capability list may not create agents"} if {
+	input.ability == "create-agent"
+	input.principal.kind == "token"
+	input.principal.token.capabilities != null
+}
+
+denials contains {"by": "tool_ceiling", "reason": "a token may only create an agent whose tool policy narrows its own agent's"} if {
+	input.ability == "create-agent"
+	input.principal.kind == "token"
+	not tools.narrows(
+		object.get(input, ["agent_request", "tool_policy"], null),
+		object.get(input, ["creator_agent", "tool_policy"], no_tools),
+	)
+}
+
+# no_tools stands for a creator agent the input does not describe: it
+# permits nothing, so only a policy that permits nothing narrows it.
+no_tools := {"mode": "allow", "tools": []}
 
 # Minting: a token that expires cannot mint one that outlives it.
 denials contains {"by": "mint_lifetime", "reason": reason} if {
@@ -121,6 +158,14 @@ denials contains {"by": "role_ceiling", "reason": reason} if {
 	held == true
 	not ceilings.principal_has(cap)
 	reason := sprintf("role %s carries %s, which the caller does not hold", [role, cap])
+}
+
+# A token may only narrow users (remove roles, disable): roles it confers
+# would reach agents it does not.
+denials contains {"by": "role_ceiling", "reason": "a token may not confer user roles or re-enable a user"} if {
+	input.ability in {"create-user", "update-user"}
+	input.principal.kind == "token"
+	count(conferred_roles) > 0
 }
 
 # conferred_roles: the roles the request gives a user the use of.

@@ -12,6 +12,10 @@ import data.agentauthz.config
 # undefined when it has none. Carrying the name beside the rank lets max pick
 # the best role without a reverse lookup.
 role_on(agent) := admin if {
+	# the owner first, in one body: the common case builds nothing
+	agent.owner_id == input.principal.user.id
+	user_reaches(agent)
+} else := admin if {
 	admin_on(agent)
 } else := max(granted) if {
 	grants_reach(agent)
@@ -41,36 +45,28 @@ admin := [config.agent_roles.admin, "admin"]
 # caller_role is role_on(input.agent), evaluated once per decision.
 caller_role := role_on(input.agent)
 
-# owner_acts: the caller is input.agent's owner and its rules reach that agent
-# (a user always, a token on its own agent): admin_on's first case, so its
-# role_on(input.agent) is admin. actions.owner_decision answers this, the
-# common authorize request, without role_on.
-owner_acts if {
-	input.principal.kind == "user"
-	input.agent.owner_id == input.principal.user.id
-}
-
-owner_acts if {
-	input.principal.kind == "token"
-	input.agent.owner_id == input.principal.user.id
-	input.agent.id == input.principal.token.agent_id
-}
-
 # role is the caller's role on input.agent, null when it has none.
 default role := null
 
 role := caller_role[1]
 
+# held_role names the caller's role on input.agent in sentences: "none" when it has none.
+default held_role := "none"
+
+held_role := caller_role[1]
+
+# role_shortfall(what, min_role) is the sentence of an agent_role denial:
+# what (an ability or an action) needs min_role, which the caller lacks.
+role_shortfall(what, min_role) := sprintf("%s needs the %s role on agent %v; the caller has %s", [
+	what, min_role, input.agent.id, held_role,
+])
+
 # at_least(min_role): the caller's role on input.agent is min_role or better;
 # an unknown min_role has no rank and so is never reached.
 at_least(min_role) if caller_role[0] >= config.agent_roles[min_role]
 
-# The owner of an agent is admin on it (checked first: the common case).
-admin_on(agent) if {
-	agent.owner_id == input.principal.user.id
-	user_reaches(agent)
-}
-
+# admin_on(agent): admin other than by ownership (the owner is role_on's
+# first body, the common case, answered without these rules).
 # The operator, and a site administrator who reaches every agent, are admin everywhere.
 admin_on(_) if sees_every_agent
 
@@ -158,6 +154,6 @@ accessible := [{"agent_id": agent.id, "role": r[1]} |
 	r[0] >= config.agent_roles[minimum_role]
 ]
 
-scope := "all" if sees_every_agent
+default scope := "related"
 
-else := "related"
+scope := "all" if sees_every_agent

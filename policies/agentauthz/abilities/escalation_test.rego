@@ -106,9 +106,62 @@ test_token_may_set_any_policy_on_an_unrestricted_agent if {
 	update_by(token_on7(manager, null), f.agent7, {"tool_policy": null}).allow == true
 }
 
-test_users_have_no_tool_ceiling if {
+test_owner_and_site_admin_govern_the_tool_policy if {
 	agent := object.union(f.agent7, {"tool_policy": allow_calc})
 	update_by(f.user(f.editor), agent, {"tool_policy": null}).allow == true
+	update_by(f.user(f.administrator), agent, {"tool_policy": null}).allow == true
+	update_by(f.operator, agent, {"tool_policy": null}).allow == true
+}
+
+admin_grant_for_subscriber := [f.grant(7, "user:5", "admin")]
+
+test_admin_grantee_may_only_narrow_the_tool_policy if {
+	agent := object.union(f.agent7, {"tool_policy": {"mode": "allow", "tools": ["calculator", "web_search"]}})
+	grantee_update(agent, {"tool_policy": allow_calc}).allow == true
+	grantee_update(agent, {"tool_policy": null}).denied_by == ["tool_ceiling"]
+	grantee_update(agent, {"tool_policy": deny_shell}).denied_by == ["tool_ceiling"]
+}
+
+test_admin_grantee_may_deactivate_but_not_reactivate if {
+	grantee_update(f.agent7, {"status": "inactive"}).allow == true
+	inactive := object.union(f.agent7, {"status": "inactive"})
+	grantee_update(inactive, {"status": "active"}).denied_by == ["status_ceiling"]
+}
+
+grantee_update(agent, change) := decide({
+	"ability": "update-agent", "principal": f.user(f.subscriber), "agent": agent,
+	"grants": admin_grant_for_subscriber, "agent_update": change,
+})
+
+create_by(principal, tool_policy, creator) := decide(object.union(
+	{
+		"ability": "create-agent", "principal": principal, "resource": {"owner_id": 3},
+		"agent_request": {"tool_policy": tool_policy},
+	},
+	creator,
+))
+
+creator7(tool_policy) := {"creator_agent": {"id": 7, "tool_policy": tool_policy}}
+
+test_only_an_owner_wide_token_creates_agents if {
+	create_by(token_on7(null, null), null, creator7(null)).allow == true
+	d := create_by(token_on7(["read", "datamachine_create_agents"], null), null, creator7(null))
+	d.denied_by == ["token_ceiling"]
+}
+
+test_token_creates_agents_only_within_its_tool_policy if {
+	create_by(token_on7(null, null), allow_calc, creator7(allow_calc)).allow == true
+	create_by(token_on7(null, null), {"mode": "allow", "tools": []}, creator7(allow_calc)).allow == true
+	create_by(token_on7(null, null), null, creator7(allow_calc)).denied_by == ["tool_ceiling"]
+	create_by(token_on7(null, null), deny_shell, creator7(allow_calc)).denied_by == ["tool_ceiling"]
+}
+
+test_token_without_its_creator_agent_creates_nothing_that_permits_a_tool if {
+	create_by(token_on7(null, null), allow_calc, {}).denied_by == ["tool_ceiling"]
+}
+
+test_users_create_agents_with_any_tool_policy if {
+	create_by(f.user(f.editor), null, {}).allow == true
 }
 
 test_token_may_deactivate_but_not_reactivate if {
@@ -185,6 +238,17 @@ test_reenabling_a_user_confers_its_roles if {
 	d.denied_by == ["role_ceiling"]
 	renamed := decide({"ability": "update-user", "principal": f.user(manager_user), "user_request": {"name": "x"}, "target_user": target}) with data.agentauthz.config.roles as roles_with_manager
 	renamed.allow == true
+}
+
+test_token_never_confers_user_roles if {
+	admin_token := object.union(f.token(f.administrator, 9, null), {"token": {"id": 12, "agent_id": 9, "capabilities": null}})
+	user_change("update-user", admin_token, {"roles": ["subscriber"]}).denied_by == ["role_ceiling"]
+	user_change("create-user", admin_token, {"roles": ["contributor"]}).denied_by == ["role_ceiling"]
+	target := {"id": 5, "roles": ["subscriber"], "status": "disabled"}
+	reenable := decide({"ability": "update-user", "principal": admin_token, "user_request": {"status": "active"}, "target_user": target})
+	reenable.denied_by == ["role_ceiling"]
+	user_change("update-user", admin_token, {"status": "disabled"}).allow == true
+	user_change("update-user", admin_token, {"roles": []}).allow == true
 }
 
 test_site_admin_hands_out_any_role if {
