@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/agentauthz/agentauthz/internal/view"
 )
 
 func (a *app) accessCommand() *cobra.Command {
@@ -36,7 +38,7 @@ func (a *app) accessGrant() *cobra.Command {
 				return err
 			}
 			if a.format == "json" {
-				return printJSON(a.stdout, g)
+				return printJSON(a.stdout, view.GrantOf(g, false))
 			}
 			verb := "Updated"
 			if created {
@@ -87,7 +89,11 @@ func (a *app) accessList() *cobra.Command {
 				return err
 			}
 			if a.format == "json" {
-				return printJSON(a.stdout, gs)
+				out := make([]view.Grant, len(gs))
+				for i, g := range gs {
+					out[i] = view.GrantOf(g.Grant, g.Implicit)
+				}
+				return printJSON(a.stdout, out)
 			}
 			rows := make([][]string, len(gs))
 			for i, g := range gs {

@@ -8,7 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agentauthz/agentauthz/internal/authz"
-	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/model"
+	"github.com/agentauthz/agentauthz/internal/view"
 )
 
 func (a *app) agentsCommand() *cobra.Command {
@@ -18,20 +19,21 @@ func (a *app) agentsCommand() *cobra.Command {
 	return cmd
 }
 
-// agentJSON is an agent as printed, with the caller's role when known.
+// agentJSON is an agent to print, with the caller's role when known; JSON
+// output renders it with view.AgentWithRole, like the API.
 type agentJSON struct {
-	store.Agent
-	Role string `json:"role,omitempty"`
+	model.Agent
+	Role string
 }
 
 // parseToolPolicy reads --tool-policy: a JSON object, or null to clear.
-func parseToolPolicy(s string) (tp *store.ToolPolicy, clear bool, err error) {
+func parseToolPolicy(s string) (tp *model.ToolPolicy, clear bool, err error) {
 	if strings.TrimSpace(s) == "null" {
 		return nil, true, nil
 	}
 	dec := json.NewDecoder(strings.NewReader(s))
 	dec.DisallowUnknownFields()
-	var v store.ToolPolicy
+	var v model.ToolPolicy
 	if err := dec.Decode(&v); err != nil {
 		return nil, false, &usageError{fmt.Sprintf(`--tool-policy must be a JSON object like {"mode":"allow","tools":["web_search"]} or null: %v`, err)}
 	}
@@ -190,13 +192,14 @@ func (a *app) agentsDelete() *cobra.Command {
 
 func (a *app) printAgents(as []agentJSON, one bool) error {
 	if a.format == "json" {
+		out := make([]view.Agent, len(as))
+		for i, x := range as {
+			out[i] = view.AgentWithRole(x.Agent, x.Role)
+		}
 		if one {
-			return printJSON(a.stdout, as[0])
+			return printJSON(a.stdout, out[0])
 		}
-		if as == nil {
-			as = []agentJSON{}
-		}
-		return printJSON(a.stdout, as)
+		return printJSON(a.stdout, out)
 	}
 	header := agentHeader
 	rows := make([][]string, len(as))

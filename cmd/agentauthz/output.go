@@ -8,7 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/model"
 )
 
 // printJSON writes v as indented JSON (the seed's field names).
@@ -45,14 +45,14 @@ func capsText(c *[]string) string {
 	return strings.Join(*c, ",")
 }
 
-func toolPolicyText(tp *store.ToolPolicy) string {
+func toolPolicyText(tp *model.ToolPolicy) string {
 	if tp == nil {
 		return "(all tools)"
 	}
 	return tp.Mode + ":" + strings.Join(tp.Tools, ",")
 }
 
-func tokenRows(toks []store.Token) [][]string {
+func tokenRows(toks []model.Token) [][]string {
 	rows := make([][]string, len(toks))
 	for i, t := range toks {
 		state := "active"
@@ -66,7 +66,7 @@ func tokenRows(toks []store.Token) [][]string {
 
 var tokenHeader = []string{"TOKEN_ID", "TOKEN_PREFIX", "LABEL", "CAPABILITIES", "EXPIRES_AT", "LAST_USED_AT", "CREATED_AT", "STATE"}
 
-func agentRow(a store.Agent, role string) []string {
+func agentRow(a model.Agent, role string) []string {
 	r := []string{itoa(a.ID), a.Slug, a.Name, itoa(a.OwnerID), a.Status, toolPolicyText(a.ToolPolicy)}
 	if role != "" {
 		r = append(r, role)

@@ -15,6 +15,7 @@ import (
 	"github.com/agentauthz/agentauthz/internal/credential"
 	"github.com/agentauthz/agentauthz/internal/httpapi"
 	"github.com/agentauthz/agentauthz/internal/metrics"
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/principal"
 	"github.com/agentauthz/agentauthz/internal/store"
 )
@@ -142,7 +143,7 @@ func (a *app) principalChain(c serveConfig, lookup principal.TokenLookup, m *met
 		st := a.st
 		proxy := &principal.TrustedProxy{
 			Networks: nets, UserHeader: c.proxyUserHeader, AudienceHeader: c.proxyAudienceHeader, FixedAudiences: c.proxyAudiences,
-			LookupUser: func(ctx context.Context, login string) (*store.User, error) {
+			LookupUser: func(ctx context.Context, login string) (*model.User, error) {
 				u, err := st.GetUserByLogin(ctx, login)
 				if err != nil {
 					return nil, err

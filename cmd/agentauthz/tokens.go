@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agentauthz/agentauthz/internal/authz"
-	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/view"
 )
 
 func (a *app) tokenCommand() *cobra.Command {
@@ -43,16 +43,6 @@ func parseCapabilities(s string) (*[]string, error) {
 	return &caps, nil
 }
 
-// createdTokenJSON is the create output: the metadata plus the raw token,
-// printed this once.
-type createdTokenJSON struct {
-	store.Token
-	Raw     string `json:"token"`
-	Warning string `json:"warning"`
-}
-
-const saveWarning = "Save this token now: it cannot be shown again."
-
 func (a *app) tokenCreate() *cobra.Command {
 	var label, expiresIn, capabilities string
 	cmd := &cobra.Command{
@@ -84,11 +74,11 @@ func (a *app) tokenCreate() *cobra.Command {
 				return err
 			}
 			if a.format == "json" {
-				return printJSON(a.stdout, createdTokenJSON{Token: ct.Token, Raw: ct.Raw, Warning: saveWarning})
+				return printJSON(a.stdout, view.CreatedTokenOf(ct.Token, ct.Raw))
 			}
 			fmt.Fprintf(a.stdout, "Token %d created for agent %s (label %q, capabilities %s, expires %s).\n\n  %s\n\n",
 				ct.Token.ID, args[0], ct.Token.Label, capsText(ct.Token.Capabilities), ts(ct.Token.ExpiresAt), ct.Raw)
-			fmt.Fprintf(a.stdout, "WARNING: %s Only its hash is stored.\n", saveWarning)
+			fmt.Fprintf(a.stdout, "WARNING: %s Only its hash is stored.\n", view.SaveWarning)
 			return nil
 		},
 	}
@@ -113,7 +103,7 @@ func (a *app) tokenList() *cobra.Command {
 				return err
 			}
 			if a.format == "json" {
-				return printJSON(a.stdout, toks)
+				return printJSON(a.stdout, view.TokensOf(toks))
 			}
 			return table(a.stdout, tokenHeader, tokenRows(toks))
 		},
@@ -139,7 +129,7 @@ func (a *app) tokenRevoke() *cobra.Command {
 				return err
 			}
 			if a.format == "json" {
-				return printJSON(a.stdout, t)
+				return printJSON(a.stdout, view.TokenOf(t))
 			}
 			fmt.Fprintf(a.stdout, "Token %d of agent %s revoked at %s.\n", t.ID, args[0], ts(t.RevokedAt))
 			return nil

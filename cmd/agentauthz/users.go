@@ -6,7 +6,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agentauthz/agentauthz/internal/authz"
-	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/model"
+	"github.com/agentauthz/agentauthz/internal/view"
 )
 
 func (a *app) usersCommand() *cobra.Command {
@@ -44,7 +45,7 @@ func (a *app) usersCreate() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.printUsers([]store.User{u}, true)
+			return a.printUsers([]model.User{u}, true)
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "display name (default: the login)")
@@ -98,7 +99,7 @@ func (a *app) usersUpdate() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.printUsers([]store.User{u}, true)
+			return a.printUsers([]model.User{u}, true)
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", "", "display name")
@@ -107,12 +108,12 @@ func (a *app) usersUpdate() *cobra.Command {
 	return cmd
 }
 
-func (a *app) printUsers(us []store.User, one bool) error {
+func (a *app) printUsers(us []model.User, one bool) error {
 	if a.format == "json" {
 		if one {
-			return printJSON(a.stdout, us[0])
+			return printJSON(a.stdout, view.UserOf(us[0]))
 		}
-		return printJSON(a.stdout, us)
+		return printJSON(a.stdout, view.UsersOf(us))
 	}
 	rows := make([][]string, len(us))
 	for i, u := range us {

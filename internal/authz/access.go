@@ -9,9 +9,9 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/policy"
 	"github.com/agentauthz/agentauthz/internal/principal"
-	"github.com/agentauthz/agentauthz/internal/store"
 )
 
 // Whoami describes the caller: principal, acting user, agent and effective
@@ -90,7 +90,7 @@ func (s *Service) authorizeFacts(ctx context.Context, p *principal.Principal, re
 		// round trip. Grants are not gathered: the policy gives a token its
 		// owner's role on its own agent, which comes from ownership (see
 		// policies/README.md, "One input convention to know").
-		f.agent, f.owner, f.grants = p.Agent, p.User, []store.Grant{}
+		f.agent, f.owner, f.grants = p.Agent, p.User, []model.Grant{}
 	case req.Agent == "":
 		return nil, invalid("invalid_agent", "agent", "agent is required unless the caller is an agent token")
 	default:
@@ -130,7 +130,7 @@ func (s *Service) agentScopedInto(ctx context.Context, f *facts, ref string) (*f
 type Access struct {
 	Allowed bool
 	Role    string
-	Agent   store.Agent
+	Agent   model.Agent
 }
 
 // CanAccess answers whether the caller holds at least minimumRole on agent.
@@ -153,7 +153,7 @@ func (s *Service) CanAccess(ctx context.Context, p *principal.Principal, ref, mi
 
 // AccessibleAgent is one row of list-accessible-agents.
 type AccessibleAgent struct {
-	Agent store.Agent
+	Agent model.Agent
 	Role  string
 }
 
@@ -178,11 +178,11 @@ func (s *Service) ListAccessible(ctx context.Context, p *principal.Principal, mi
 	if page.Limit <= 0 || page.Limit > maxPage {
 		page.Limit = defaultPage
 	}
-	scope, err := s.require(ctx, &facts{ability: "list-accessible-agents", principal: p, minimumRole: minimumRole, candidates: []store.Agent{}})
+	scope, err := s.require(ctx, &facts{ability: "list-accessible-agents", principal: p, minimumRole: minimumRole, candidates: []model.Agent{}})
 	if err != nil {
 		return nil, 0, err
 	}
-	q := store.AgentQuery{All: scope.Scope == "all", OrPrincipals: identities(p), AfterID: page.AfterID, Limit: max(page.Limit+1, minChunk)}
+	q := model.AgentQuery{All: scope.Scope == "all", OrPrincipals: identities(p), AfterID: page.AfterID, Limit: max(page.Limit+1, minChunk)}
 	if p.User != nil {
 		q.OwnerID = p.User.ID
 	}
@@ -215,10 +215,10 @@ func (s *Service) ListAccessible(ctx context.Context, p *principal.Principal, mi
 
 // accessibleAmong asks the policy which of cands (ordered by id) the caller
 // may access, in one evaluation.
-func (s *Service) accessibleAmong(ctx context.Context, p *principal.Principal, minimumRole string, cands []store.Agent) ([]AccessibleAgent, error) {
+func (s *Service) accessibleAmong(ctx context.Context, p *principal.Principal, minimumRole string, cands []model.Agent) ([]AccessibleAgent, error) {
 	ids := make([]int64, len(cands))
 	ownerIDs := make([]int64, len(cands))
-	byID := make(map[int64]store.Agent, len(cands))
+	byID := make(map[int64]model.Agent, len(cands))
 	for i, a := range cands {
 		ids[i], ownerIDs[i], byID[a.ID] = a.ID, a.OwnerID, a
 	}
@@ -226,7 +226,7 @@ func (s *Service) accessibleAmong(ctx context.Context, p *principal.Principal, m
 	if err != nil {
 		return nil, storeErr(err)
 	}
-	owners := make(map[int64]*store.User, len(users))
+	owners := make(map[int64]*model.User, len(users))
 	for i := range users {
 		owners[users[i].ID] = &users[i]
 	}

@@ -8,9 +8,9 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/policy"
 	"github.com/agentauthz/agentauthz/internal/principal"
-	"github.com/agentauthz/agentauthz/internal/store"
 )
 
 // These benchmarks measure one decision in-process against the default
@@ -49,16 +49,16 @@ func benchEngine(b *testing.B, roles int) *policy.Engine {
 }
 
 var (
-	benchOwner = &store.User{ID: 3, Roles: []string{"editor"}, Status: "active"}
-	benchAgent = &store.Agent{ID: 7, OwnerID: 3, Status: "active", ToolPolicy: &store.ToolPolicy{Mode: "allow", Tools: []string{"web_search"}}}
-	benchToken = &store.Token{ID: 12, AgentID: 7}
+	benchOwner = &model.User{ID: 3, Roles: []string{"editor"}, Status: "active"}
+	benchAgent = &model.Agent{ID: 7, OwnerID: 3, Status: "active", ToolPolicy: &model.ToolPolicy{Mode: "allow", Tools: []string{"web_search"}}}
+	benchToken = &model.Token{ID: 12, AgentID: 7}
 )
 
 func authorizeFacts() *facts {
 	return &facts{
 		ability:   "authorize",
 		principal: &principal.Principal{Kind: principal.KindToken, ID: "token:12", User: benchOwner, Token: benchToken, Agent: benchAgent},
-		agent:     benchAgent, owner: benchOwner, grants: []store.Grant{},
+		agent:     benchAgent, owner: benchOwner, grants: []model.Grant{},
 		action: "use_tools", tool: "web_search", hasTool: true,
 	}
 }
@@ -107,16 +107,16 @@ func BenchmarkAuthorizeMemoHit(b *testing.B) {
 func BenchmarkCanAccessGrants(b *testing.B) {
 	eng := benchEngine(b, 0)
 	ctx := context.Background()
-	user := &store.User{ID: 5, Roles: []string{"subscriber"}, Status: "active"}
+	user := &model.User{ID: 5, Roles: []string{"subscriber"}, Status: "active"}
 	auds := []string{}
 	for _, n := range []int{1, 10, 100, 1000} {
 		b.Run(fmt.Sprintf("grants=%d", n), func(b *testing.B) {
-			gs := make([]store.Grant, 0, n)
+			gs := make([]model.Grant, 0, n)
 			for i := len(auds); i < n; i++ {
 				auds = append(auds, fmt.Sprintf("audience:org%d", i))
 			}
 			for i := 0; i < n; i++ {
-				gs = append(gs, store.Grant{AgentID: 7, Principal: auds[i], Role: []string{"operator", "viewer"}[i%2]})
+				gs = append(gs, model.Grant{AgentID: 7, Principal: auds[i], Role: []string{"operator", "viewer"}[i%2]})
 			}
 			f := &facts{ability: "can-access-agent", principal: &principal.Principal{Kind: principal.KindUser, ID: "user:5", User: user, Audiences: auds[:n]},
 				agent: benchAgent, owner: benchOwner, grants: gs, minimumRole: "operator"}
@@ -135,17 +135,17 @@ func BenchmarkCanAccessGrants(b *testing.B) {
 func BenchmarkListAccessible(b *testing.B) {
 	eng := benchEngine(b, 0)
 	ctx := context.Background()
-	user := &store.User{ID: 5, Roles: []string{"subscriber"}, Status: "active"}
+	user := &model.User{ID: 5, Roles: []string{"subscriber"}, Status: "active"}
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
-			cands := make([]store.Agent, n)
-			gs := make([]store.Grant, n)
+			cands := make([]model.Agent, n)
+			gs := make([]model.Grant, n)
 			for i := range cands {
-				cands[i] = store.Agent{ID: int64(i + 1), OwnerID: 3, Status: "active"}
-				gs[i] = store.Grant{AgentID: int64(i + 1), Principal: "user:5", Role: "viewer"}
+				cands[i] = model.Agent{ID: int64(i + 1), OwnerID: 3, Status: "active"}
+				gs[i] = model.Grant{AgentID: int64(i + 1), Principal: "user:5", Role: "viewer"}
 			}
 			f := &facts{ability: "list-accessible-agents", principal: &principal.Principal{Kind: principal.KindUser, ID: "user:5", User: user},
-				candidates: cands, owners: map[int64]*store.User{3: benchOwner}, grants: gs}
+				candidates: cands, owners: map[int64]*model.User{3: benchOwner}, grants: gs}
 			b.ReportAllocs()
 			for b.Loop() {
 				d, err := eng.Decide(ctx, f.input())

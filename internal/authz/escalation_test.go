@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/agentauthz/agentauthz/internal/authz"
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/policy"
 	"github.com/agentauthz/agentauthz/internal/principal"
 	"github.com/agentauthz/agentauthz/internal/store"
@@ -54,10 +56,12 @@ type allowedSet map[triple]bool
 // escWorld is one random world in a store of its own; the engine is shared.
 type escWorld struct {
 	svc   *authz.Service
-	st    store.Store
+	st    model.Store
 	cfg   bundleConfig
 	tools []string
 	caps  []string
+	// created counts agents created by the sequence, for fresh slugs.
+	created int
 }
 
 var (
@@ -76,48 +80,98 @@ func TestNoEscalationThroughManagement(t *testing.T) {
 	if (testing.Short() || raceEnabled) && !flagSet("escalation.sequences") {
 		sequences = max(1, sequences/4)
 	}
-	var ops, accepted int
-	byKind := map[string]int{}
-	for seq := 0; seq < sequences; seq++ {
-		rng := rand.New(rand.NewPCG(*escSeed, uint64(seq)))
-		w := newEscWorld(t, eng, cfg, rng)
-		before := w.snapshot(t)
-		for step := 0; step < *escSteps; step++ {
-			callers := w.callers(t)
-			if len(callers) == 0 {
-				break
-			}
-			caller := callers[rng.IntN(len(callers))]
-			held := before[caller.ID]
-			what, err := w.randomOperation(t, rng, caller)
-			after := w.snapshot(t)
-			prior := before
-			before = after // the next operation starts from this state
-			ops++
-			if err != nil {
-				if !isDomainError(err) {
-					t.Fatalf("seed %d seq %d step %d: %s by %s failed unexpectedly: %v", *escSeed, seq, step, what, caller.ID, err)
+	var (
+		mu            sync.Mutex
+		ops, accepted int
+		byKind        = map[string]int{}
+	)
+	t.Run("sequences", func(t *testing.T) {
+		for seq := 0; seq < sequences; seq++ {
+			t.Run(fmt.Sprint(seq), func(t *testing.T) {
+				t.Parallel()
+				n, ok, kinds := runEscalationSequence(t, eng, cfg, seq)
+				mu.Lock()
+				defer mu.Unlock()
+				ops, accepted = ops+n, accepted+ok
+				for k, v := range kinds {
+					byKind[k] += v
 				}
-				if diff := diffSnapshots(prior, after); diff != "" {
-					t.Fatalf("seed %d seq %d step %d: refused %s by %s (%v) still changed: %s", *escSeed, seq, step, what, caller.ID, err, diff)
-				}
-				continue
-			}
-			accepted++
-			byKind[strings.Fields(what)[0]]++
-			for who, set := range after {
-				for x := range set {
-					if !prior[who][x] && !held[x] {
-						t.Fatalf("seed %d seq %d step %d: %s by %s gave %s %s, which the caller was not allowed", *escSeed, seq, step, what, caller.ID, who, x)
-					}
-				}
-			}
+			})
 		}
-	}
+	})
 	t.Logf("%d sequences, %d management operations, %d accepted %v", sequences, ops, accepted, byKind)
 	if accepted == 0 {
 		t.Fatal("no operation was accepted: the property checked nothing")
 	}
+}
+
+// runEscalationSequence plays one seeded sequence and reports how many
+// operations it tried and accepted, by kind.
+func runEscalationSequence(t *testing.T, eng *policy.Engine, cfg bundleConfig, seq int) (ops, accepted int, byKind map[string]int) {
+	byKind = map[string]int{}
+	rng := rand.New(rand.NewPCG(*escSeed, uint64(seq)))
+	w := newEscWorld(t, eng, cfg, rng)
+	before := w.snapshot(t)
+	for step := 0; step < *escSteps; step++ {
+		callers := w.callers(t)
+		if len(callers) == 0 {
+			break
+		}
+		caller := callers[rng.IntN(len(callers))]
+		held := before[caller.p.ID]
+		what, err := w.randomOperation(t, rng, caller)
+		after := w.snapshot(t)
+		prior := before
+		before = after // the next operation starts from this state
+		ops++
+		where := fmt.Sprintf("seed %d seq %d step %d: %s by %s", *escSeed, seq, step, what, caller.p.ID)
+		if err != nil {
+			if !isDomainError(err) {
+				t.Fatalf("%s failed unexpectedly: %v", where, err)
+			}
+			if diff := diffSnapshots(prior, after); diff != "" {
+				t.Fatalf("refused %s (%v) still changed: %s", where, err, diff)
+			}
+			continue
+		}
+		accepted++
+		byKind[strings.Fields(what)[0]]++
+		known := agentsIn(prior)
+		for who, set := range after {
+			for x := range set {
+				if prior[who][x] || held[x] {
+					continue
+				}
+				// An agent the operation created is new to everyone: what
+				// anyone may do there must be something the caller may do
+				// somewhere.
+				if !known[x.agent] && heldAnywhere(held, x) {
+					continue
+				}
+				t.Fatalf("%s gave %s %s, which the caller was not allowed", where, who, x)
+			}
+		}
+	}
+	return ops, accepted, byKind
+}
+
+func agentsIn(snapshot map[string]allowedSet) map[int64]bool {
+	out := map[int64]bool{}
+	for _, set := range snapshot {
+		for x := range set {
+			out[x.agent] = true
+		}
+	}
+	return out
+}
+
+func heldAnywhere(held allowedSet, x triple) bool {
+	for h := range held {
+		if h.action == x.action && h.tool == x.tool {
+			return true
+		}
+	}
+	return false
 }
 
 func flagSet(name string) bool {
@@ -159,9 +213,9 @@ func newEscWorld(t *testing.T, eng *policy.Engine, cfg bundleConfig, rng *rand.R
 	w.caps = compactStrings(w.caps)
 
 	roleNames := sortedKeys(cfg.Roles)
-	var users []store.User
+	var users []model.User
 	for i := 0; i < 3; i++ {
-		u, err := st.CreateUser(ctx, store.User{Login: fmt.Sprintf("u%d", i), Roles: []string{roleNames[rng.IntN(len(roleNames))]}, Status: store.StatusActive})
+		u, err := st.CreateUser(ctx, model.User{Login: fmt.Sprintf("u%d", i), Roles: []string{roleNames[rng.IntN(len(roleNames))]}, Status: model.StatusActive})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,16 +223,16 @@ func newEscWorld(t *testing.T, eng *policy.Engine, cfg bundleConfig, rng *rand.R
 	}
 	agentRoles := sortedKeys(cfg.AgentRoles)
 	for i := 0; i < 3; i++ {
-		status := store.StatusActive
+		status := model.StatusActive
 		if rng.IntN(8) == 0 {
-			status = store.StatusInactive
+			status = model.StatusInactive
 		}
-		a, err := st.CreateAgent(ctx, store.Agent{Slug: fmt.Sprintf("a%d", i), Name: "a", OwnerID: users[rng.IntN(len(users))].ID, Status: status, ToolPolicy: w.randomToolPolicy(rng)})
+		a, err := st.CreateAgent(ctx, model.Agent{Slug: fmt.Sprintf("a%d", i), Name: "a", OwnerID: users[rng.IntN(len(users))].ID, Status: status, ToolPolicy: w.randomToolPolicy(rng)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for j := 0; j < 2; j++ {
-			tok := store.Token{AgentID: a.ID, Hash: fmt.Sprintf("%064x", rng.Uint64()), Prefix: "x", Capabilities: w.randomCaps(rng), ExpiresAt: randomExpiry(rng)}
+			tok := model.Token{AgentID: a.ID, Hash: fmt.Sprintf("%064x", rng.Uint64()), Prefix: "x", Capabilities: w.randomCaps(rng), ExpiresAt: randomExpiry(rng)}
 			if _, err := st.CreateToken(ctx, tok); err != nil {
 				t.Fatal(err)
 			}
@@ -190,7 +244,7 @@ func newEscWorld(t *testing.T, eng *policy.Engine, cfg bundleConfig, rng *rand.R
 			}
 		}
 		for _, h := range subset(rng, holders) {
-			if _, _, err := st.PutGrant(ctx, store.Grant{AgentID: a.ID, Principal: h, Role: agentRoles[rng.IntN(len(agentRoles))]}); err != nil {
+			if _, _, err := st.PutGrant(ctx, model.Grant{AgentID: a.ID, Principal: h, Role: agentRoles[rng.IntN(len(agentRoles))]}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -198,12 +252,12 @@ func newEscWorld(t *testing.T, eng *policy.Engine, cfg bundleConfig, rng *rand.R
 	return w
 }
 
-func (w *escWorld) randomToolPolicy(rng *rand.Rand) *store.ToolPolicy {
+func (w *escWorld) randomToolPolicy(rng *rand.Rand) *model.ToolPolicy {
 	switch rng.IntN(4) {
 	case 1:
-		return &store.ToolPolicy{Mode: "allow", Tools: subset(rng, w.tools)}
+		return &model.ToolPolicy{Mode: "allow", Tools: subset(rng, w.tools)}
 	case 2:
-		return &store.ToolPolicy{Mode: "deny", Tools: subset(rng, w.tools)}
+		return &model.ToolPolicy{Mode: "deny", Tools: subset(rng, w.tools)}
 	}
 	return nil
 }
@@ -228,18 +282,18 @@ func randomExpiry(rng *rand.Rand) *time.Time {
 
 // state reads the world back from the store: active users, agents with
 // owners, and the live tokens (as the credential resolver would accept them).
-func (w *escWorld) state(t *testing.T) (users []store.User, agents []store.Agent, owners map[int64]*store.User, live []*principal.Principal) {
+func (w *escWorld) state(t *testing.T) (users []model.User, agents []model.Agent, owners map[int64]*model.User, live []*principal.Principal) {
 	t.Helper()
 	ctx := context.Background()
 	users, err := w.st.ListUsers(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	agents, err = w.st.ListAgents(ctx, store.AgentQuery{All: true})
+	agents, err = w.st.ListAgents(ctx, model.AgentQuery{All: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	owners = map[int64]*store.User{}
+	owners = map[int64]*model.User{}
 	for i := range users {
 		owners[users[i].ID] = &users[i]
 	}
@@ -253,7 +307,7 @@ func (w *escWorld) state(t *testing.T) (users []store.User, agents []store.Agent
 		for j := range toks {
 			tok := toks[j]
 			if tok.RevokedAt != nil || (tok.ExpiresAt != nil && !tok.ExpiresAt.After(escNow)) ||
-				a.Status != store.StatusActive || owner == nil || owner.Status != store.StatusActive {
+				a.Status != model.StatusActive || owner == nil || owner.Status != model.StatusActive {
 				continue
 			}
 			live = append(live, principal.ForToken(&tok, a, owner))
@@ -302,37 +356,58 @@ func (w *escWorld) snapshot(t *testing.T) map[string]allowedSet {
 	return out
 }
 
-// callers are the restricted actors: every live token, and every user who
-// holds an operator grant somewhere.
-func (w *escWorld) callers(t *testing.T) []*principal.Principal {
+// caller is a restricted actor and the agents it acts on: a live token
+// (mostly on its own agent), or a user who is neither a site administrator
+// nor acting as an owner, on the agents where a grant is all it has.
+type caller struct {
+	p      *principal.Principal
+	agents []model.Agent
+}
+
+// callers are the restricted actors of the world.
+func (w *escWorld) callers(t *testing.T) []caller {
 	t.Helper()
 	users, agents, _, live := w.state(t)
-	out := append([]*principal.Principal{}, live...)
+	var out []caller
+	for _, p := range live {
+		out = append(out, caller{p: p, agents: agents})
+	}
 	for i := range users {
+		u := &users[i]
+		if w.cfg.userHas(u, w.cfg.Settings.ImpliesAll) {
+			continue // a site administrator is no restricted caller
+		}
+		var granted []model.Agent
 		for _, a := range agents {
-			gs, err := w.st.GrantsFor(context.Background(), []int64{a.ID}, []string{principal.UserID(users[i].ID)})
+			if a.OwnerID == u.ID {
+				continue
+			}
+			gs, err := w.st.GrantsFor(context.Background(), []int64{a.ID}, []string{principal.UserID(u.ID)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(gs) > 0 && gs[0].Role == "operator" {
-				out = append(out, principal.ForUser(&users[i], nil))
-				break
+			if len(gs) > 0 {
+				granted = append(granted, a)
 			}
+		}
+		if len(granted) > 0 {
+			out = append(out, caller{p: principal.ForUser(u, nil), agents: granted})
 		}
 	}
 	return out
 }
 
-// randomOperation performs one management operation as p, mostly on p's own
-// agent when p is a token, and describes it.
-func (w *escWorld) randomOperation(t *testing.T, rng *rand.Rand, p *principal.Principal) (string, error) {
+// randomOperation performs one management operation as c, mostly on c's own
+// agent when c is a token, and describes it.
+func (w *escWorld) randomOperation(t *testing.T, rng *rand.Rand, c caller) (string, error) {
 	t.Helper()
 	ctx := context.Background()
-	users, agents, _, live := w.state(t)
-	if len(agents) == 0 {
+	p := c.p
+	users, _, _, live := w.state(t)
+	if len(c.agents) == 0 {
 		return "noop", nil
 	}
-	a := agents[rng.IntN(len(agents))]
+	a := c.agents[rng.IntN(len(c.agents))]
 	if p.Kind == principal.KindToken && rng.IntN(5) > 0 {
 		a = *p.Agent
 	}
@@ -341,7 +416,7 @@ func (w *escWorld) randomOperation(t *testing.T, rng *rand.Rand, p *principal.Pr
 	for _, u := range users {
 		targets = append(targets, principal.UserID(u.ID))
 	}
-	switch op := rng.IntN(20); {
+	switch op := rng.IntN(24); {
 	case op < 6:
 		who, role := targets[rng.IntN(len(targets))], agentRoles[rng.IntN(len(agentRoles))]
 		_, _, err := w.svc.PutGrant(ctx, p, a.Slug, who, role)
@@ -356,13 +431,13 @@ func (w *escWorld) randomOperation(t *testing.T, rng *rand.Rand, p *principal.Pr
 			u.ToolPolicy = w.randomToolPolicy(rng)
 			u.ClearToolPolicy = u.ToolPolicy == nil
 		case 1:
-			s := store.StatusActive
+			s := model.StatusActive
 			if rng.IntN(2) == 0 {
-				s = store.StatusInactive
+				s = model.StatusInactive
 			}
 			u.Status = &s
 		default:
-			s := store.StatusActive
+			s := model.StatusActive
 			u.Status = &s
 			u.ClearToolPolicy = true
 		}
@@ -401,9 +476,53 @@ func (w *escWorld) randomOperation(t *testing.T, rng *rand.Rand, p *principal.Pr
 		id := ids[rng.IntN(len(ids))]
 		_, err := w.svc.RevokeToken(ctx, p, a.Slug, id)
 		return fmt.Sprintf("revoke-token %d on %s", id, a.Slug), err
+	case op < 21:
+		if p.Kind != principal.KindToken {
+			// A user creating its own agent exercises its own capabilities
+			// as an owner, which is no management of anyone's access.
+			return "noop", nil
+		}
+		tp := w.randomToolPolicy(rng)
+		if p.Kind == principal.KindToken && rng.IntN(2) == 0 {
+			tp = p.Agent.ToolPolicy // an honest creator keeps its own tool policy
+		}
+		w.created++
+		slug := fmt.Sprintf("n%d", w.created)
+		_, err := w.svc.CreateAgent(ctx, p, authz.CreateAgentRequest{Slug: slug, ToolPolicy: tp})
+		return fmt.Sprintf("create-agent %s tool_policy=%s", slug, describePolicy(tp)), err
+	case op < 23:
+		target := users[rng.IntN(len(users))]
+		upd := authz.UserUpdate{}
+		switch rng.IntN(3) {
+		case 0:
+			roles := []string{sortedKeys(w.cfg.Roles)[rng.IntN(len(w.cfg.Roles))]}
+			upd.Roles = &roles
+		case 1:
+			s := model.StatusDisabled
+			upd.Status = &s
+		default:
+			s := model.StatusActive
+			upd.Status = &s
+		}
+		_, err := w.svc.UpdateUser(ctx, p, target.Login, upd)
+		return fmt.Sprintf("update-user %s %s", target.Login, describeUserUpdate(upd)), err
 	default:
 		return fmt.Sprintf("delete-agent %s", a.Slug), w.svc.DeleteAgent(ctx, p, a.Slug)
 	}
+}
+
+func describePolicy(tp *model.ToolPolicy) string {
+	if tp == nil {
+		return "null"
+	}
+	return fmt.Sprintf("%s%v", tp.Mode, tp.Tools)
+}
+
+func describeUserUpdate(u authz.UserUpdate) string {
+	if u.Roles != nil {
+		return fmt.Sprintf("roles=%v", *u.Roles)
+	}
+	return "status=" + *u.Status
 }
 
 func describeUpdate(u authz.AgentUpdate) string {

@@ -5,15 +5,15 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/principal"
-	"github.com/agentauthz/agentauthz/internal/store"
 )
 
 // GrantView is one row of an agent's access list. Implicit marks the owner's
 // access, which comes from ownership, not from a grant row.
 type GrantView struct {
-	store.Grant
-	Implicit bool `json:"implicit,omitempty"`
+	model.Grant
+	Implicit bool
 }
 
 // ListGrants lists who holds which role on an agent, the owner first.
@@ -32,13 +32,13 @@ func (s *Service) ListGrants(ctx context.Context, p *principal.Principal, ref st
 	out := make([]GrantView, 0, len(gs)+1)
 	if f.owner != nil {
 		// The owner's role is whatever the policy says an owner holds.
-		op := &principal.Principal{Kind: principal.KindUser, ID: userID(f.owner.ID), User: f.owner}
-		d, err := s.decide(ctx, &facts{ability: "can-access-agent", principal: op, agent: f.agent, owner: f.owner, grants: []store.Grant{}})
+		op := principal.ForUser(f.owner, nil)
+		d, err := s.decide(ctx, &facts{ability: "can-access-agent", principal: op, agent: f.agent, owner: f.owner, grants: []model.Grant{}})
 		if err != nil {
 			return nil, err
 		}
 		if d.Role != "" {
-			out = append(out, GrantView{Grant: store.Grant{AgentID: f.agent.ID, Principal: op.ID, Role: d.Role, GrantedAt: f.agent.CreatedAt}, Implicit: true})
+			out = append(out, GrantView{Grant: model.Grant{AgentID: f.agent.ID, Principal: op.ID, Role: d.Role, GrantedAt: f.agent.CreatedAt}, Implicit: true})
 		}
 	}
 	for _, g := range gs {
@@ -49,17 +49,17 @@ func (s *Service) ListGrants(ctx context.Context, p *principal.Principal, ref st
 
 // PutGrant gives a principal a role on an agent (replacing its grant). The
 // policy bounds the role by the caller's own (grant_ceiling).
-func (s *Service) PutGrant(ctx context.Context, p *principal.Principal, ref, who, role string) (store.Grant, bool, error) {
+func (s *Service) PutGrant(ctx context.Context, p *principal.Principal, ref, who, role string) (model.Grant, bool, error) {
 	if err := s.validAgentRole("role", role); err != nil {
-		return store.Grant{}, false, err
+		return model.Grant{}, false, err
 	}
 	f, target, err := s.grantFacts(ctx, p, "grant-agent-access", ref, who, func(f *facts) {
 		f.request("grant_request", item("role", str(role)))
 	})
 	if err != nil {
-		return store.Grant{}, false, err
+		return model.Grant{}, false, err
 	}
-	g, created, err := s.st.PutGrant(ctx, store.Grant{AgentID: f.agent.ID, Principal: target, Role: role, GrantedAt: s.cfg.Now().UTC()})
+	g, created, err := s.st.PutGrant(ctx, model.Grant{AgentID: f.agent.ID, Principal: target, Role: role, GrantedAt: s.cfg.Now().UTC()})
 	if err != nil {
 		return g, false, s.agentGone(err, f.agent)
 	}
@@ -74,7 +74,7 @@ func (s *Service) DeleteGrant(ctx context.Context, p *principal.Principal, ref, 
 		return err
 	}
 	err = s.st.DeleteGrant(ctx, f.agent.ID, target)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, model.ErrNotFound) {
 		return notFound("grant_not_found", "%s holds no grant on agent %q", target, f.agent.Slug)
 	}
 	if err != nil {

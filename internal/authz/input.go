@@ -6,8 +6,8 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/principal"
-	"github.com/agentauthz/agentauthz/internal/store"
 )
 
 // The policy input is built as ast values by hand: converting Go structs
@@ -18,15 +18,15 @@ import (
 type facts struct {
 	ability      string
 	principal    *principal.Principal
-	agent        *store.Agent
-	owner        *store.User // owner of agent; nil if missing
-	grants       []store.Grant
+	agent        *model.Agent
+	owner        *model.User // owner of agent; nil if missing
+	grants       []model.Grant
 	action, tool string
 	hasTool      bool
 	minimumRole  string
-	resource     *store.User // create-agent: intended owner
-	candidates   []store.Agent
-	owners       map[int64]*store.User // owners of candidates
+	resource     *model.User // create-agent: intended owner
+	candidates   []model.Agent
+	owners       map[int64]*model.User // owners of candidates
 	// requests are the management requests' own input documents
 	// (token_request, grant_request, agent_update, target_token,
 	// user_request, target_user), rendered once: input() adds them as
@@ -41,9 +41,37 @@ func (f *facts) request(name string, fields ...[2]*ast.Term) *facts {
 	return f
 }
 
-func str(s string) *ast.Term                  { return ast.StringTerm(s) }
-func num(n int64) *ast.Term                   { return ast.IntNumberTerm(int(n)) }
+// str, num and item reuse one immutable term for every key of the input
+// document and for the values that recur in it (kinds, statuses, modes,
+// small ids), as OPA's own interning does: building an input then
+// allocates only for what is particular to the request.
+func str(s string) *ast.Term {
+	if t, ok := internedTerms[s]; ok {
+		return t
+	}
+	return ast.StringTerm(s)
+}
+func num(n int64) *ast.Term                   { return ast.InternedTerm(n) }
 func item(k string, v *ast.Term) [2]*ast.Term { return ast.Item(str(k), v) }
+
+// internedTerms is read-only after init.
+var internedTerms = func() map[string]*ast.Term {
+	m := map[string]*ast.Term{}
+	for _, s := range []string{
+		// keys
+		"ability", "principal", "kind", "id", "user", "roles", "status", "audiences",
+		"token", "agent_id", "capabilities", "expires_at", "agent", "owner_id",
+		"tool_policy", "mode", "tools", "owner", "grants", "role", "action", "tool",
+		"minimum_role", "resource", "agents",
+		// recurring values
+		"token", "user", "audience", "anonymous", "operator", "active", "inactive",
+		"disabled", "allow", "deny", "authorize", "viewer", "admin",
+		"audience:public",
+	} {
+		m[s] = ast.StringTerm(s)
+	}
+	return m
+}()
 
 func stringsTerm(ss []string) *ast.Term {
 	ts := make([]*ast.Term, len(ss))
@@ -56,19 +84,19 @@ func stringsTerm(ss []string) *ast.Term {
 // timeTerm renders an optional instant as RFC 3339 in UTC, or null.
 func timeTerm(t *time.Time) *ast.Term {
 	if t == nil {
-		return ast.NullTerm()
+		return ast.InternedNullTerm
 	}
 	return str(t.UTC().Format(time.RFC3339Nano))
 }
 
 func optStrings(ss *[]string) *ast.Term {
 	if ss == nil {
-		return ast.NullTerm()
+		return ast.InternedNullTerm
 	}
 	return stringsTerm(*ss)
 }
 
-func userTerm(u *store.User) *ast.Term {
+func userTerm(u *model.User) *ast.Term {
 	return ast.ObjectTerm(
 		item("id", num(u.ID)),
 		item("roles", stringsTerm(u.Roles)),
@@ -76,14 +104,14 @@ func userTerm(u *store.User) *ast.Term {
 	)
 }
 
-func toolPolicyTerm(tp *store.ToolPolicy) *ast.Term {
+func toolPolicyTerm(tp *model.ToolPolicy) *ast.Term {
 	if tp == nil {
-		return ast.NullTerm()
+		return ast.InternedNullTerm
 	}
 	return ast.ObjectTerm(item("mode", str(tp.Mode)), item("tools", stringsTerm(tp.Tools)))
 }
 
-func agentTerm(a *store.Agent, owner *store.User) *ast.Term {
+func agentTerm(a *model.Agent, owner *model.User) *ast.Term {
 	items := [][2]*ast.Term{
 		item("id", num(a.ID)),
 		item("owner_id", num(a.OwnerID)),
@@ -115,7 +143,7 @@ func principalTerm(p *principal.Principal) *ast.Term {
 	return ast.ObjectTerm(items...)
 }
 
-func grantsTerm(gs []store.Grant) *ast.Term {
+func grantsTerm(gs []model.Grant) *ast.Term {
 	ts := make([]*ast.Term, len(gs))
 	for i, g := range gs {
 		ts[i] = ast.ObjectTerm(

@@ -6,8 +6,8 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/principal"
-	"github.com/agentauthz/agentauthz/internal/store"
 )
 
 // TestInputMatchesJSON proves the hand-built ast input equals the JSON
@@ -15,10 +15,10 @@ import (
 func TestInputMatchesJSON(t *testing.T) {
 	caps := []string{"datamachine_chat"}
 	empty := []string{}
-	owner := &store.User{ID: 3, Login: "chubes", Roles: []string{"editor"}, Status: "active"}
-	agent := &store.Agent{ID: 7, Slug: "bot", OwnerID: 3, Status: "active", ToolPolicy: &store.ToolPolicy{Mode: "allow", Tools: []string{"web_search"}}}
-	other := store.Agent{ID: 9, Slug: "other", OwnerID: 4, Status: "inactive"}
-	tok := &store.Token{ID: 12, AgentID: 7, Capabilities: &caps}
+	owner := &model.User{ID: 3, Login: "chubes", Roles: []string{"editor"}, Status: "active"}
+	agent := &model.Agent{ID: 7, Slug: "bot", OwnerID: 3, Status: "active", ToolPolicy: &model.ToolPolicy{Mode: "allow", Tools: []string{"web_search"}}}
+	other := model.Agent{ID: 9, Slug: "other", OwnerID: 4, Status: "inactive"}
+	tok := &model.Token{ID: 12, AgentID: 7, Capabilities: &caps}
 	cases := []struct {
 		name string
 		f    facts
@@ -27,7 +27,7 @@ func TestInputMatchesJSON(t *testing.T) {
 		{"token principal authorizing a tool", facts{
 			ability:   "authorize",
 			principal: &principal.Principal{Kind: principal.KindToken, ID: "token:12", User: owner, Token: tok, Agent: agent},
-			agent:     agent, owner: owner, grants: []store.Grant{},
+			agent:     agent, owner: owner, grants: []model.Grant{},
 			action: "use_tools", tool: "web_search", hasTool: true,
 		}, `{"ability":"authorize",
 			"principal":{"kind":"token","id":"token:12","user":{"id":3,"roles":["editor"],"status":"active"},
@@ -37,9 +37,9 @@ func TestInputMatchesJSON(t *testing.T) {
 			"grants":[],"action":"use_tools","tool":"web_search"}`},
 		{"token with null capabilities minting an empty-ceiling token", facts{
 			ability:   "create-agent-token",
-			principal: &principal.Principal{Kind: principal.KindToken, ID: "token:13", User: owner, Token: &store.Token{ID: 13, AgentID: 7}, Agent: agent},
+			principal: &principal.Principal{Kind: principal.KindToken, ID: "token:13", User: owner, Token: &model.Token{ID: 13, AgentID: 7}, Agent: agent},
 			agent:     agent, owner: owner,
-			grants:   []store.Grant{{AgentID: 7, Principal: "user:5", Role: "operator"}},
+			grants:   []model.Grant{{AgentID: 7, Principal: "user:5", Role: "operator"}},
 			requests: [][2]*ast.Term{item("token_request", ast.ObjectTerm(item("capabilities", optStrings(&empty)), item("expires_at", timeTerm(nil))))},
 		}, `{"ability":"create-agent-token",
 			"principal":{"kind":"token","id":"token:13","user":{"id":3,"roles":["editor"],"status":"active"},
@@ -52,9 +52,9 @@ func TestInputMatchesJSON(t *testing.T) {
 			ability:     "list-accessible-agents",
 			principal:   &principal.Principal{Kind: principal.KindAudience, ID: "audience:acme", Audiences: []string{"audience:acme"}},
 			minimumRole: "operator",
-			candidates:  []store.Agent{*agent, other},
-			owners:      map[int64]*store.User{3: owner},
-			grants:      []store.Grant{{AgentID: 9, Principal: "audience:acme", Role: "viewer"}},
+			candidates:  []model.Agent{*agent, other},
+			owners:      map[int64]*model.User{3: owner},
+			grants:      []model.Grant{{AgentID: 9, Principal: "audience:acme", Role: "viewer"}},
 		}, `{"ability":"list-accessible-agents",
 			"principal":{"kind":"audience","id":"audience:acme","audiences":["audience:acme"]},
 			"minimum_role":"operator",
@@ -92,9 +92,9 @@ func TestIdentitiesGatherEveryCandidateGrantHolder(t *testing.T) {
 		p    *principal.Principal
 		want []string
 	}{
-		{"user with proxy audiences", &principal.Principal{Kind: principal.KindUser, ID: "user:3", User: &store.User{ID: 3}, Audiences: []string{"audience:acme"}},
+		{"user with proxy audiences", &principal.Principal{Kind: principal.KindUser, ID: "user:3", User: &model.User{ID: 3}, Audiences: []string{"audience:acme"}},
 			[]string{"user:3", "audience:acme", "audience:public"}},
-		{"token acts for its owner", &principal.Principal{Kind: principal.KindToken, ID: "token:1", User: &store.User{ID: 4}},
+		{"token acts for its owner", &principal.Principal{Kind: principal.KindToken, ID: "token:1", User: &model.User{ID: 4}},
 			[]string{"user:4", "audience:public"}},
 		{"audience", &principal.Principal{Kind: principal.KindAudience, ID: "audience:acme", Audiences: []string{"audience:acme"}},
 			[]string{"audience:acme", "audience:public"}},

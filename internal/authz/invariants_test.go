@@ -3,6 +3,7 @@ package authz_test
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/agentauthz/agentauthz/bundles"
 	"github.com/agentauthz/agentauthz/internal/authz"
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/policy"
 	"github.com/agentauthz/agentauthz/internal/principal"
 	"github.com/agentauthz/agentauthz/internal/store"
@@ -50,8 +52,8 @@ func loadConfig(t *testing.T) bundleConfig {
 	return doc.Agentauthz.Config
 }
 
-func (c bundleConfig) userHas(u *store.User, capability string) bool {
-	if u == nil || u.Status != store.StatusActive {
+func (c bundleConfig) userHas(u *model.User, capability string) bool {
+	if u == nil || u.Status != model.StatusActive {
 		return false
 	}
 	for _, r := range u.Roles {
@@ -62,7 +64,7 @@ func (c bundleConfig) userHas(u *store.User, capability string) bool {
 	return false
 }
 
-func tokenAllows(t *store.Token, capability string) bool {
+func tokenAllows(t *model.Token, capability string) bool {
 	if t.Capabilities == nil {
 		return true
 	}
@@ -74,7 +76,7 @@ func tokenAllows(t *store.Token, capability string) bool {
 	return false
 }
 
-func toolAllowed(tp *store.ToolPolicy, tool string) bool {
+func toolAllowed(tp *model.ToolPolicy, tool string) bool {
 	if tp == nil {
 		return true
 	}
@@ -90,15 +92,15 @@ func toolAllowed(tp *store.ToolPolicy, tool string) bool {
 
 type world struct {
 	svc    *authz.Service
-	st     store.Store
+	st     model.Store
 	cfg    bundleConfig
-	users  []store.User
-	agents []store.Agent
-	tokens []store.Token
-	grants map[int64][]store.Grant
+	users  []model.User
+	agents []model.Agent
+	tokens []model.Token
+	grants map[int64][]model.Grant
 }
 
-func newService(t *testing.T, bundlePath string) (*authz.Service, store.Store, *policy.Engine) {
+func newService(t *testing.T, bundlePath string) (*authz.Service, model.Store, *policy.Engine) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "w.db"))
@@ -123,41 +125,41 @@ func randomWorld(t *testing.T, rng *rand.Rand) *world {
 	t.Helper()
 	ctx := context.Background()
 	svc, st, _ := newService(t, "")
-	w := &world{svc: svc, st: st, cfg: loadConfig(t), grants: map[int64][]store.Grant{}}
+	w := &world{svc: svc, st: st, cfg: loadConfig(t), grants: map[int64][]model.Grant{}}
 	roleNames := sortedKeys(w.cfg.Roles)
 	agentRoles := append(sortedKeys(w.cfg.AgentRoles), "owner", "superuser") // unknown roles must grant nothing
 	caps := []string{"read", "datamachine_chat", "datamachine_use_tools", "datamachine_run_pipelines", "manage_options", "not_a_capability"}
 	tools := []string{"web_search", "shell", "browser"}
 	for i := 0; i < 6; i++ {
-		status := store.StatusActive
+		status := model.StatusActive
 		if rng.IntN(6) == 0 {
-			status = store.StatusDisabled
+			status = model.StatusDisabled
 		}
 		roles := []string{roleNames[rng.IntN(len(roleNames))]}
 		if rng.IntN(4) == 0 {
 			roles = append(roles, "ghost-role")
 		}
-		u, err := st.CreateUser(ctx, store.User{Login: fmt.Sprintf("u%d", i), Roles: roles, Status: status})
+		u, err := st.CreateUser(ctx, model.User{Login: fmt.Sprintf("u%d", i), Roles: roles, Status: status})
 		if err != nil {
 			t.Fatal(err)
 		}
 		w.users = append(w.users, u)
 	}
 	for i := 0; i < 8; i++ {
-		var tp *store.ToolPolicy
+		var tp *model.ToolPolicy
 		switch rng.IntN(4) {
 		case 1:
-			tp = &store.ToolPolicy{Mode: "allow", Tools: subset(rng, tools)}
+			tp = &model.ToolPolicy{Mode: "allow", Tools: subset(rng, tools)}
 		case 2:
-			tp = &store.ToolPolicy{Mode: "deny", Tools: subset(rng, tools)}
+			tp = &model.ToolPolicy{Mode: "deny", Tools: subset(rng, tools)}
 		case 3:
-			tp = &store.ToolPolicy{Mode: "allow", Tools: []string{}}
+			tp = &model.ToolPolicy{Mode: "allow", Tools: []string{}}
 		}
-		status := store.StatusActive
+		status := model.StatusActive
 		if rng.IntN(6) == 0 {
-			status = store.StatusInactive
+			status = model.StatusInactive
 		}
-		a, err := st.CreateAgent(ctx, store.Agent{Slug: fmt.Sprintf("a%d", i), Name: "a", OwnerID: w.users[rng.IntN(len(w.users))].ID, Status: status, ToolPolicy: tp})
+		a, err := st.CreateAgent(ctx, model.Agent{Slug: fmt.Sprintf("a%d", i), Name: "a", OwnerID: w.users[rng.IntN(len(w.users))].ID, Status: status, ToolPolicy: tp})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +170,7 @@ func randomWorld(t *testing.T, rng *rand.Rand) *world {
 				s := subset(rng, caps)
 				c = &s
 			}
-			tok, err := st.CreateToken(ctx, store.Token{AgentID: a.ID, Hash: fmt.Sprintf("%064x", rng.Uint64()), Prefix: "x", Capabilities: c})
+			tok, err := st.CreateToken(ctx, model.Token{AgentID: a.ID, Hash: fmt.Sprintf("%064x", rng.Uint64()), Prefix: "x", Capabilities: c})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -179,7 +181,7 @@ func randomWorld(t *testing.T, rng *rand.Rand) *world {
 			holders = append(holders, principal.UserID(u.ID))
 		}
 		for _, h := range subset(rng, holders) {
-			g, _, err := st.PutGrant(ctx, store.Grant{AgentID: a.ID, Principal: h, Role: agentRoles[rng.IntN(len(agentRoles))]})
+			g, _, err := st.PutGrant(ctx, model.Grant{AgentID: a.ID, Principal: h, Role: agentRoles[rng.IntN(len(agentRoles))]})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -225,7 +227,7 @@ func (w *world) principals() []*principal.Principal {
 	return ps
 }
 
-func (w *world) agentByID(id int64) (*store.Agent, *store.User) {
+func (w *world) agentByID(id int64) (*model.Agent, *model.User) {
 	for i := range w.agents {
 		if w.agents[i].ID == id {
 			return &w.agents[i], w.userByID(w.agents[i].OwnerID)
@@ -234,7 +236,7 @@ func (w *world) agentByID(id int64) (*store.Agent, *store.User) {
 	return nil, nil
 }
 
-func (w *world) userByID(id int64) *store.User {
+func (w *world) userByID(id int64) *model.User {
 	for i := range w.users {
 		if w.users[i].ID == id {
 			return &w.users[i]
@@ -267,6 +269,10 @@ func callerIDs(p *principal.Principal) []string {
 	return append(ids, p.Audiences...)
 }
 
+// invariantWorlds is how many random worlds TestRandomWorldInvariants
+// checks; `make fuzz` runs more.
+var invariantWorlds = flag.Int("invariants.worlds", 6, "random worlds TestRandomWorldInvariants checks")
+
 // TestRandomWorldInvariants checks, over random worlds, the invariants the
 // policy must keep whatever the data: a role is never above the best
 // matching grant unless the caller owns the agent (or is a site admin);
@@ -275,8 +281,8 @@ func callerIDs(p *principal.Principal) []string {
 // its own agent, inside all three means allowed.
 func TestRandomWorldInvariants(t *testing.T) {
 	ctx := context.Background()
-	worlds := 6
-	if testing.Short() {
+	worlds := *invariantWorlds
+	if (testing.Short() || raceEnabled) && !flagSet("invariants.worlds") {
 		worlds = 2
 	}
 	for seed := 0; seed < worlds; seed++ {
@@ -313,7 +319,7 @@ func TestRandomWorldInvariants(t *testing.T) {
 	}
 }
 
-func (w *world) checkRoleBound(t *testing.T, seed int, p *principal.Principal, a store.Agent, role string) {
+func (w *world) checkRoleBound(t *testing.T, seed int, p *principal.Principal, a model.Agent, role string) {
 	t.Helper()
 	got := w.cfg.AgentRoles[role]
 	if role != "" && got == 0 {
@@ -351,7 +357,7 @@ func (w *world) checkCeilings(t *testing.T, seed int, p *principal.Principal) {
 			}
 			owner, tok, agent := w.cfg.userHas(p.User, capability), tokenAllows(p.Token, capability), true
 			toolOK := tool == nil || toolAllowed(p.Agent.ToolPolicy, *tool)
-			agent = p.Agent.Status == store.StatusActive
+			agent = p.Agent.Status == model.StatusActive
 			inside := owner && tok && toolOK && agent
 			if res.Allow && !inside {
 				t.Fatalf("seed %d: %s allowed %s/%v outside its ceilings (owner=%v token=%v tool=%v agent=%v)", seed, p.ID, action, deref(tool), owner, tok, toolOK, agent)

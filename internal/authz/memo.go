@@ -5,8 +5,8 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/policy"
-	"github.com/agentauthz/agentauthz/internal/store"
 )
 
 // The decision memo maps (bundle generation, the whole input document) to
@@ -131,7 +131,7 @@ func appendOptStrs(b []byte, ss *[]string) []byte {
 	return appendStrs(b, *ss)
 }
 
-func appendUser(b []byte, u *store.User) []byte {
+func appendUser(b []byte, u *model.User) []byte {
 	if u == nil {
 		return append(b, 'n')
 	}
@@ -141,7 +141,7 @@ func appendUser(b []byte, u *store.User) []byte {
 	return appendStr(b, u.Status)
 }
 
-func appendAgent(b []byte, a *store.Agent, owner *store.User) []byte {
+func appendAgent(b []byte, a *model.Agent, owner *model.User) []byte {
 	b = strconv.AppendInt(b, a.ID, 10)
 	b = append(b, ',')
 	b = strconv.AppendInt(b, a.OwnerID, 10)

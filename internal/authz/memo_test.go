@@ -7,21 +7,21 @@ import (
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/policy"
 	"github.com/agentauthz/agentauthz/internal/principal"
-	"github.com/agentauthz/agentauthz/internal/store"
 )
 
 // variants returns facts that differ from a base in exactly one fact each,
 // plus some that differ only in things input() does not render.
 func variants() []*facts {
 	base := func() *facts {
-		owner := &store.User{ID: 3, Login: "chubes", Roles: []string{"editor"}, Status: "active"}
-		agent := &store.Agent{ID: 7, Slug: "bot", OwnerID: 3, Status: "active", ToolPolicy: &store.ToolPolicy{Mode: "allow", Tools: []string{"web_search"}}}
+		owner := &model.User{ID: 3, Login: "chubes", Roles: []string{"editor"}, Status: "active"}
+		agent := &model.Agent{ID: 7, Slug: "bot", OwnerID: 3, Status: "active", ToolPolicy: &model.ToolPolicy{Mode: "allow", Tools: []string{"web_search"}}}
 		return &facts{
 			ability:   "authorize",
-			principal: &principal.Principal{Kind: principal.KindToken, ID: "token:12", User: owner, Token: &store.Token{ID: 12, AgentID: 7}, Agent: agent},
-			agent:     agent, owner: owner, grants: []store.Grant{},
+			principal: &principal.Principal{Kind: principal.KindToken, ID: "token:12", User: owner, Token: &model.Token{ID: 12, AgentID: 7}, Agent: agent},
+			agent:     agent, owner: owner, grants: []model.Grant{},
 			action: "use_tools", tool: "web_search", hasTool: true,
 		}
 	}
@@ -34,12 +34,12 @@ func variants() []*facts {
 		func(f *facts) { f.hasTool = false; f.tool = "" },
 		func(f *facts) { f.tool = "" }, // tool present but empty is not "no tool"
 		func(f *facts) { f.minimumRole = "operator" },
-		func(f *facts) { f.principal.Token = &store.Token{ID: 12, AgentID: 7, Capabilities: caps()} },
-		func(f *facts) { f.principal.Token = &store.Token{ID: 12, AgentID: 7, Capabilities: caps("a")} },
-		func(f *facts) { f.principal.Token = &store.Token{ID: 12, AgentID: 7, Capabilities: caps("a", "b")} },
-		func(f *facts) { f.principal.Token = &store.Token{ID: 12, AgentID: 7, Capabilities: caps("ab")} },
-		func(f *facts) { f.principal.Token = &store.Token{ID: 13, AgentID: 7} },
-		func(f *facts) { f.principal.Token = &store.Token{ID: 12, AgentID: 8} },
+		func(f *facts) { f.principal.Token = &model.Token{ID: 12, AgentID: 7, Capabilities: caps()} },
+		func(f *facts) { f.principal.Token = &model.Token{ID: 12, AgentID: 7, Capabilities: caps("a")} },
+		func(f *facts) { f.principal.Token = &model.Token{ID: 12, AgentID: 7, Capabilities: caps("a", "b")} },
+		func(f *facts) { f.principal.Token = &model.Token{ID: 12, AgentID: 7, Capabilities: caps("ab")} },
+		func(f *facts) { f.principal.Token = &model.Token{ID: 13, AgentID: 7} },
+		func(f *facts) { f.principal.Token = &model.Token{ID: 12, AgentID: 8} },
 		func(f *facts) { f.principal.ID = "token:99" },
 		func(f *facts) { f.principal.Kind = principal.KindUser },
 		func(f *facts) { f.principal.Audiences = []string{"audience:acme"} },
@@ -54,21 +54,21 @@ func variants() []*facts {
 		func(f *facts) { a := *f.agent; a.ToolPolicy = nil; f.agent = &a },
 		func(f *facts) {
 			a := *f.agent
-			a.ToolPolicy = &store.ToolPolicy{Mode: "deny", Tools: []string{"web_search"}}
+			a.ToolPolicy = &model.ToolPolicy{Mode: "deny", Tools: []string{"web_search"}}
 			f.agent = &a
 		},
 		func(f *facts) {
 			a := *f.agent
-			a.ToolPolicy = &store.ToolPolicy{Mode: "allow", Tools: []string{}}
+			a.ToolPolicy = &model.ToolPolicy{Mode: "allow", Tools: []string{}}
 			f.agent = &a
 		},
 		func(f *facts) { f.owner = nil },
 		func(f *facts) { o := *f.owner; o.Roles = []string{"subscriber"}; f.owner = &o },
 		func(f *facts) { f.agent = nil },
 		func(f *facts) { f.grants = nil },
-		func(f *facts) { f.grants = []store.Grant{{AgentID: 7, Principal: "user:5", Role: "operator"}} },
-		func(f *facts) { f.grants = []store.Grant{{AgentID: 7, Principal: "user:5", Role: "viewer"}} },
-		func(f *facts) { f.grants = []store.Grant{{AgentID: 8, Principal: "user:5", Role: "operator"}} },
+		func(f *facts) { f.grants = []model.Grant{{AgentID: 7, Principal: "user:5", Role: "operator"}} },
+		func(f *facts) { f.grants = []model.Grant{{AgentID: 7, Principal: "user:5", Role: "viewer"}} },
+		func(f *facts) { f.grants = []model.Grant{{AgentID: 8, Principal: "user:5", Role: "operator"}} },
 		func(f *facts) { f.request("token_request", item("capabilities", ast.NullTerm())) },
 		func(f *facts) { f.request("token_request", item("capabilities", optStrings(caps()))) },
 		func(f *facts) { f.request("grant_request", item("role", str("admin"))) },
@@ -81,9 +81,9 @@ func variants() []*facts {
 			tok.ExpiresAt = &at
 			f.principal = &principal.Principal{Kind: f.principal.Kind, ID: f.principal.ID, User: f.principal.User, Token: &tok}
 		},
-		func(f *facts) { f.resource = &store.User{ID: 3} },
-		func(f *facts) { f.candidates = []store.Agent{} },
-		func(f *facts) { f.candidates = []store.Agent{{ID: 9, OwnerID: 3, Status: "active"}} },
+		func(f *facts) { f.resource = &model.User{ID: 3} },
+		func(f *facts) { f.candidates = []model.Agent{} },
+		func(f *facts) { f.candidates = []model.Agent{{ID: 9, OwnerID: 3, Status: "active"}} },
 		// Facts input() does not render must not split the memo either way;
 		// they are listed to show the key ignores them too.
 		func(f *facts) { a := *f.agent; a.Slug = "renamed"; a.Name = "x"; f.agent = &a },

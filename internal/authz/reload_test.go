@@ -13,7 +13,7 @@ import (
 	"github.com/agentauthz/agentauthz/bundles"
 	"github.com/agentauthz/agentauthz/internal/authz"
 	"github.com/agentauthz/agentauthz/internal/credential"
-	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/token"
 	"github.com/agentauthz/agentauthz/policies"
 )
@@ -31,7 +31,11 @@ func stageDefaultBundle(t *testing.T) string {
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(filepath.Join(dir, p), b, 0o644)
+		dst := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(dst, b, 0o644)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -77,11 +81,11 @@ func TestRoleLosingACapabilityChangesDecisionsAfterReload(t *testing.T) {
 	ctx := context.Background()
 	dir := stageDefaultBundle(t)
 	svc, st, eng := newService(t, dir)
-	owner, err := st.CreateUser(ctx, store.User{Login: "ed", Roles: []string{"editor"}, Status: store.StatusActive})
+	owner, err := st.CreateUser(ctx, model.User{Login: "ed", Roles: []string{"editor"}, Status: model.StatusActive})
 	if err != nil {
 		t.Fatal(err)
 	}
-	agent, err := st.CreateAgent(ctx, store.Agent{Slug: "bot", Name: "bot", OwnerID: owner.ID, Status: store.StatusActive})
+	agent, err := st.CreateAgent(ctx, model.Agent{Slug: "bot", Name: "bot", OwnerID: owner.ID, Status: model.StatusActive})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +93,7 @@ func TestRoleLosingACapabilityChangesDecisionsAfterReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.CreateToken(ctx, store.Token{AgentID: agent.ID, Hash: token.Hash(raw), Prefix: token.Hint(raw)}); err != nil {
+	if _, err := st.CreateToken(ctx, model.Token{AgentID: agent.ID, Hash: token.Hash(raw), Prefix: token.Hint(raw)}); err != nil {
 		t.Fatal(err)
 	}
 	creds := credential.New(st, credential.Options{CacheTTL: time.Hour, TouchInterval: time.Hour})
@@ -97,7 +101,7 @@ func TestRoleLosingACapabilityChangesDecisionsAfterReload(t *testing.T) {
 	ask := func() authz.AuthorizeResult {
 		t.Helper()
 		// Through the credential cache, so the decision memo is in play.
-		p, err := creds.Lookup(ctx, raw)
+		p, err := creds.LookupRaw(ctx, raw)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,9 +11,9 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 
 	"github.com/agentauthz/agentauthz/internal/metrics"
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/policy"
 	"github.com/agentauthz/agentauthz/internal/principal"
-	"github.com/agentauthz/agentauthz/internal/store"
 	"github.com/agentauthz/agentauthz/internal/token"
 )
 
@@ -46,7 +46,7 @@ type Config struct {
 
 // Service runs abilities. It is safe for concurrent use.
 type Service struct {
-	st     store.Store
+	st     model.Store
 	engine Engine
 	evict  Evicter
 	cfg    Config
@@ -54,7 +54,7 @@ type Service struct {
 }
 
 // New wires a Service; evict may be nil when no cache runs (the CLI).
-func New(st store.Store, engine Engine, evict Evicter, cfg Config) *Service {
+func New(st model.Store, engine Engine, evict Evicter, cfg Config) *Service {
 	if cfg.TokenPrefix == "" {
 		cfg.TokenPrefix = token.DefaultPrefix
 	}
@@ -127,20 +127,20 @@ func storeErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, store.ErrInvalid):
+	case errors.Is(err, model.ErrInvalid):
 		return invalid("invalid", "", "%v", err)
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, model.ErrNotFound):
 		return notFound("not_found", "%v", err)
-	case errors.Is(err, store.ErrConflict):
+	case errors.Is(err, model.ErrConflict):
 		return conflict("conflict", "%v", err)
-	case errors.Is(err, store.ErrUnavailable):
+	case errors.Is(err, model.ErrUnavailable):
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return err
 }
 
 // loadAgent loads an agent by reference with its owner.
-func (s *Service) loadAgent(ctx context.Context, ref string) (store.Agent, *store.User, error) {
+func (s *Service) loadAgent(ctx context.Context, ref string) (model.Agent, *model.User, error) {
 	a, err := s.findAgent(ctx, ref)
 	if err != nil {
 		return a, nil, err
@@ -149,29 +149,29 @@ func (s *Service) loadAgent(ctx context.Context, ref string) (store.Agent, *stor
 	return a, owner, err
 }
 
-func (s *Service) findAgent(ctx context.Context, ref string) (store.Agent, error) {
+func (s *Service) findAgent(ctx context.Context, ref string) (model.Agent, error) {
 	if ref == "" {
-		return store.Agent{}, invalid("invalid_agent", "agent", "agent is required (a slug or an id)")
+		return model.Agent{}, invalid("invalid_agent", "agent", "agent is required (a slug or an id)")
 	}
 	if id, err := strconv.ParseInt(ref, 10, 64); err == nil && id > 0 {
 		a, err := s.st.GetAgent(ctx, id)
-		if err == nil || !errors.Is(err, store.ErrNotFound) {
+		if err == nil || !errors.Is(err, model.ErrNotFound) {
 			return a, storeErr(err)
 		}
 	}
 	if err := token.ValidSlug(ref); err != nil {
-		return store.Agent{}, invalid("invalid_agent", "agent", "agent %q is neither an id nor a valid slug", clip(ref))
+		return model.Agent{}, invalid("invalid_agent", "agent", "agent %q is neither an id nor a valid slug", clip(ref))
 	}
 	a, err := s.st.GetAgentBySlug(ctx, ref)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, model.ErrNotFound) {
 		return a, notFound("agent_not_found", "agent %q not found", ref)
 	}
 	return a, storeErr(err)
 }
 
-func (s *Service) owner(ctx context.Context, id int64) (*store.User, error) {
+func (s *Service) owner(ctx context.Context, id int64) (*model.User, error) {
 	u, err := s.st.GetUser(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, model.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
@@ -181,13 +181,13 @@ func (s *Service) owner(ctx context.Context, id int64) (*store.User, error) {
 }
 
 // grantsOn loads the grants on agentIDs that may concern p.
-func (s *Service) grantsOn(ctx context.Context, p *principal.Principal, agentIDs ...int64) ([]store.Grant, error) {
+func (s *Service) grantsOn(ctx context.Context, p *principal.Principal, agentIDs ...int64) ([]model.Grant, error) {
 	gs, err := s.st.GrantsFor(ctx, agentIDs, identities(p))
 	if err != nil {
 		return nil, storeErr(err)
 	}
 	if gs == nil {
-		gs = []store.Grant{}
+		gs = []model.Grant{}
 	}
 	return gs, nil
 }

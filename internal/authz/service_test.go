@@ -14,20 +14,20 @@ import (
 
 	"github.com/agentauthz/agentauthz/internal/authz"
 	"github.com/agentauthz/agentauthz/internal/credential"
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/policy"
 	"github.com/agentauthz/agentauthz/internal/principal"
-	"github.com/agentauthz/agentauthz/internal/store"
 )
 
 // scene is the seed's cast: an editor owning a bot, a subscriber holding
 // an operator grant, another holding a viewer grant, a site administrator.
 type scene struct {
 	svc                     *authz.Service
-	st                      store.Store
+	st                      model.Store
 	op                      *principal.Principal
 	owner, operator, viewer *principal.Principal
 	admin, outsider         *principal.Principal
-	agent                   store.Agent
+	agent                   model.Agent
 }
 
 func newScene(t *testing.T) *scene {
@@ -45,7 +45,7 @@ func newScene(t *testing.T) *scene {
 	s.owner, s.operator, s.viewer = user("chubes", "editor"), user("sam", "subscriber"), user("vic", "subscriber")
 	s.admin, s.outsider = user("root", "administrator"), user("olga", "editor")
 	var err error
-	s.agent, err = svc.CreateAgent(ctx, s.owner, authz.CreateAgentRequest{Slug: "chubes-bot", ToolPolicy: &store.ToolPolicy{Mode: "allow", Tools: []string{"web_search"}}})
+	s.agent, err = svc.CreateAgent(ctx, s.owner, authz.CreateAgentRequest{Slug: "chubes-bot", ToolPolicy: &model.ToolPolicy{Mode: "allow", Tools: []string{"web_search"}}})
 	if err != nil {
 		t.Fatalf("owner creates agent: %v", err)
 	}
@@ -128,7 +128,7 @@ func TestMintCeilings(t *testing.T) {
 	}
 	creds := credential.New(s.st, credential.Options{CacheTTL: time.Minute, TouchInterval: time.Hour})
 	t.Cleanup(func() { creds.Close(ctx) })
-	chatToken, err := creds.Lookup(ctx, chat.Raw)
+	chatToken, err := creds.LookupRaw(ctx, chat.Raw)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +280,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		})
 	}
 	// Creating a token for an inactive agent is refused and writes nothing.
-	inactive := store.StatusInactive
+	inactive := model.StatusInactive
 	if _, err := s.svc.UpdateAgent(ctx, s.op, "chubes-bot", authz.AgentUpdate{Status: &inactive}); err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +318,7 @@ func TestConcurrentTokenCreationsAllWork(t *testing.T) {
 			t.Fatalf("creation %d returned a duplicate token", i)
 		}
 		seen[raws[i]] = true
-		p, err := creds.Lookup(ctx, raws[i])
+		p, err := creds.LookupRaw(ctx, raws[i])
 		if err != nil {
 			t.Fatalf("token %d does not resolve: %v", i, err)
 		}
@@ -371,17 +371,17 @@ func TestListAccessiblePagesAcrossChunks(t *testing.T) {
 	olga := s.outsider.User
 	want := map[string][]int64{}
 	for i := 0; i < 150; i++ {
-		a, err := s.st.CreateAgent(ctx, store.Agent{Slug: fmt.Sprintf("fleet-%03d", i), OwnerID: olga.ID, Status: store.StatusActive})
+		a, err := s.st.CreateAgent(ctx, model.Agent{Slug: fmt.Sprintf("fleet-%03d", i), OwnerID: olga.ID, Status: model.StatusActive})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if i%3 == 0 {
-			if _, _, err := s.st.PutGrant(ctx, store.Grant{AgentID: a.ID, Principal: "user:" + strconv.FormatInt(s.viewer.User.ID, 10), Role: "viewer"}); err != nil {
+			if _, _, err := s.st.PutGrant(ctx, model.Grant{AgentID: a.ID, Principal: "user:" + strconv.FormatInt(s.viewer.User.ID, 10), Role: "viewer"}); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	all, err := s.st.ListAgents(ctx, store.AgentQuery{All: true})
+	all, err := s.st.ListAgents(ctx, model.AgentQuery{All: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/principal"
-	"github.com/agentauthz/agentauthz/internal/store"
 	"github.com/agentauthz/agentauthz/internal/token"
 )
 
@@ -22,7 +22,7 @@ type CreateTokenRequest struct {
 // CreatedToken is the one moment the raw token exists outside the caller's
 // hands. Raw must be shown once and dropped.
 type CreatedToken struct {
-	Token store.Token
+	Token model.Token
 	Raw   string
 }
 
@@ -54,14 +54,14 @@ func (s *Service) CreateToken(ctx context.Context, p *principal.Principal, agent
 	if _, err := s.require(ctx, f); err != nil {
 		return CreatedToken{}, err
 	}
-	if f.agent.Status != store.StatusActive {
+	if f.agent.Status != model.StatusActive {
 		return CreatedToken{}, conflict("agent_not_active", "agent %q is inactive; activate it before issuing tokens", f.agent.Slug)
 	}
 	raw, err := token.Generate(s.cfg.TokenPrefix, f.agent.Slug)
 	if err != nil {
 		return CreatedToken{}, err
 	}
-	t := store.Token{
+	t := model.Token{
 		AgentID:      f.agent.ID,
 		Hash:         token.Hash(raw),
 		Prefix:       token.Hint(raw),
@@ -75,7 +75,7 @@ func (s *Service) CreateToken(ctx context.Context, p *principal.Principal, agent
 		t.ParentID = &p.Token.ID
 	}
 	t, err = s.st.CreateToken(ctx, t)
-	if errors.Is(err, store.ErrParentRevoked) {
+	if errors.Is(err, model.ErrParentRevoked) {
 		return CreatedToken{}, conflict("minter_revoked", "the token minting this one was revoked meanwhile")
 	}
 	if err != nil {
@@ -86,7 +86,7 @@ func (s *Service) CreateToken(ctx context.Context, p *principal.Principal, agent
 }
 
 // ListTokens lists an agent's tokens: metadata only, never hash or secret.
-func (s *Service) ListTokens(ctx context.Context, p *principal.Principal, agentRef string) ([]store.Token, error) {
+func (s *Service) ListTokens(ctx context.Context, p *principal.Principal, agentRef string) ([]model.Token, error) {
 	f, err := s.agentScoped(ctx, p, "list-agent-tokens", agentRef)
 	if err != nil {
 		return nil, err
@@ -99,7 +99,7 @@ func (s *Service) ListTokens(ctx context.Context, p *principal.Principal, agentR
 		return nil, storeErr(err)
 	}
 	if ts == nil {
-		ts = []store.Token{}
+		ts = []model.Token{}
 	}
 	return ts, nil
 }
@@ -107,20 +107,20 @@ func (s *Service) ListTokens(ctx context.Context, p *principal.Principal, agentR
 // RevokeToken revokes one token of an agent and every token minted from
 // it, transitively, effective immediately on this process (other
 // processes: within the cache TTL).
-func (s *Service) RevokeToken(ctx context.Context, p *principal.Principal, agentRef string, tokenID int64) (store.Token, error) {
+func (s *Service) RevokeToken(ctx context.Context, p *principal.Principal, agentRef string, tokenID int64) (model.Token, error) {
 	if tokenID <= 0 {
-		return store.Token{}, invalid("invalid_token_id", "token_id", "token_id must be a positive integer")
+		return model.Token{}, invalid("invalid_token_id", "token_id", "token_id must be a positive integer")
 	}
 	f, err := s.agentScoped(ctx, p, "revoke-agent-token", agentRef)
 	if err != nil {
-		return store.Token{}, err
+		return model.Token{}, err
 	}
 	f.request("target_token", item("id", num(tokenID)))
 	if _, err := s.require(ctx, f); err != nil {
-		return store.Token{}, err
+		return model.Token{}, err
 	}
 	t, descendants, err := s.st.RevokeToken(ctx, f.agent.ID, tokenID, s.cfg.Now().UTC())
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, model.ErrNotFound) {
 		return t, notFound("token_not_found", "token %d not found on agent %q", tokenID, f.agent.Slug)
 	}
 	if err != nil {

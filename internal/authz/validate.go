@@ -7,7 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/token"
 )
 
@@ -97,7 +97,7 @@ func validTool(tool string) error {
 
 // ValidToolPolicy checks a tool policy's shape: mode allow or deny and a
 // list of distinct tool names.
-func ValidToolPolicy(tp *store.ToolPolicy) error {
+func ValidToolPolicy(tp *model.ToolPolicy) error {
 	if tp == nil {
 		return nil
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/agentauthz/agentauthz/internal/credential"
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/store"
 	"github.com/agentauthz/agentauthz/internal/store/pgtest"
 	"github.com/agentauthz/agentauthz/internal/token"
@@ -28,10 +29,10 @@ func BenchmarkLookup(b *testing.B) {
 		if err := st.Migrate(ctx); err != nil {
 			b.Fatal(err)
 		}
-		u, _ := st.CreateUser(ctx, store.User{Login: "o", Roles: []string{"editor"}, Status: store.StatusActive})
-		a, _ := st.CreateAgent(ctx, store.Agent{Slug: "bot", OwnerID: u.ID, Status: store.StatusActive})
+		u, _ := st.CreateUser(ctx, model.User{Login: "o", Roles: []string{"editor"}, Status: model.StatusActive})
+		a, _ := st.CreateAgent(ctx, model.Agent{Slug: "bot", OwnerID: u.ID, Status: model.StatusActive})
 		raw, _ := token.Generate(token.DefaultPrefix, "bot")
-		if _, err := st.CreateToken(ctx, store.Token{AgentID: a.ID, Hash: token.Hash(raw), Prefix: token.Hint(raw)}); err != nil {
+		if _, err := st.CreateToken(ctx, model.Token{AgentID: a.ID, Hash: token.Hash(raw), Prefix: token.Hint(raw)}); err != nil {
 			b.Fatal(err)
 		}
 		for _, ttl := range []time.Duration{time.Minute, 0} {
@@ -45,7 +46,7 @@ func BenchmarkLookup(b *testing.B) {
 				b.ReportAllocs()
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
-						if _, err := r.Lookup(ctx, raw); err != nil {
+						if _, err := r.LookupRaw(ctx, raw); err != nil {
 							b.Error(err)
 							return
 						}

@@ -43,7 +43,7 @@ func TestForgedTokenRepeatedCostsOneStoreQueryPerNegativeTTL(t *testing.T) {
 
 	before := f.st.resolves.Load()
 	for i := range 5 {
-		if _, err := r.Lookup(ctx, forged); reason(err) != "unknown" {
+		if _, err := r.LookupRaw(ctx, forged); reason(err) != "unknown" {
 			t.Fatalf("attempt %d: %s, want unknown", i+1, reason(err))
 		}
 	}
@@ -59,7 +59,7 @@ func TestForgedTokenRepeatedCostsOneStoreQueryPerNegativeTTL(t *testing.T) {
 
 	// Another forged token is its own entry.
 	other, _ := token.Generate(token.DefaultPrefix, f.agent.Slug)
-	if _, err := r.Lookup(ctx, other); reason(err) != "unknown" {
+	if _, err := r.LookupRaw(ctx, other); reason(err) != "unknown" {
 		t.Fatalf("second forgery: %s", reason(err))
 	}
 	if n := f.st.resolves.Load() - before; n != 2 {
@@ -69,7 +69,7 @@ func TestForgedTokenRepeatedCostsOneStoreQueryPerNegativeTTL(t *testing.T) {
 	// A token issued after the negative entries were cached works at once:
 	// its hash cannot have been asked for before it existed.
 	raw, _ := f.issue(t, nil)
-	if _, err := r.Lookup(ctx, raw); err != nil {
+	if _, err := r.LookupRaw(ctx, raw); err != nil {
 		t.Fatalf("token issued after negative entries: %v", err)
 	}
 
@@ -82,7 +82,7 @@ func TestForgedTokenRepeatedCostsOneStoreQueryPerNegativeTTL(t *testing.T) {
 			t.Fatalf("the negative entry outlived its %v TTL by seconds", ttl)
 		}
 		time.Sleep(ttl / 4)
-		if _, err := r.Lookup(ctx, forged); reason(err) != "unknown" {
+		if _, err := r.LookupRaw(ctx, forged); reason(err) != "unknown" {
 			t.Fatalf("after TTL: %s", reason(err))
 		}
 	}
@@ -95,7 +95,7 @@ func TestNegativeCacheDisabledAsksTheStoreEveryTime(t *testing.T) {
 	forged, _ := token.Generate(token.DefaultPrefix, f.agent.Slug)
 	before := f.st.resolves.Load()
 	for range 3 {
-		if _, err := r.Lookup(ctx, forged); reason(err) != "unknown" {
+		if _, err := r.LookupRaw(ctx, forged); reason(err) != "unknown" {
 			t.Fatalf("got %s, want unknown", reason(err))
 		}
 	}
@@ -112,10 +112,10 @@ func TestStoreFailureIsNeverCachedAsUnknown(t *testing.T) {
 	// A cancelled context makes the real store fail without answering.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := r.Lookup(cctx, raw); err == nil || reason(err) == "unknown" {
+	if _, err := r.LookupRaw(cctx, raw); err == nil || reason(err) == "unknown" {
 		t.Fatalf("lookup with a failing store: %s, want an infrastructure error", reason(err))
 	}
-	if _, err := r.Lookup(ctx, raw); err != nil {
+	if _, err := r.LookupRaw(ctx, raw); err != nil {
 		t.Fatalf("after the store recovered: %v; a failure must not be remembered as unknown", err)
 	}
 }

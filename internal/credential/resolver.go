@@ -13,8 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/agentauthz/agentauthz/internal/metrics"
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/principal"
-	"github.com/agentauthz/agentauthz/internal/store"
 	"github.com/agentauthz/agentauthz/internal/token"
 )
 
@@ -49,12 +49,12 @@ type Options struct {
 
 // Entry is a resolved, cached credential; read-only once published.
 type Entry struct {
-	Resolved store.Resolved
+	Resolved model.Resolved
 }
 
 // Resolver resolves raw bearer tokens; it implements principal.TokenLookup.
 type Resolver struct {
-	st    store.Store
+	st    model.Store
 	opts  Options
 	cache *expirable.LRU[string, *Entry] // by token hash; nil when disabled
 	// negative holds hashes the store did not know; nil when disabled.
@@ -68,7 +68,7 @@ type Resolver struct {
 
 // New builds a Resolver over st and starts its last-used flusher; call Close
 // to flush and stop it.
-func New(st store.Store, opts Options) *Resolver {
+func New(st model.Store, opts Options) *Resolver {
 	if opts.Prefix == "" {
 		opts.Prefix = token.DefaultPrefix
 	}
@@ -102,20 +102,12 @@ func New(st store.Store, opts Options) *Resolver {
 // Close flushes pending last_used_at writes and stops the flusher.
 func (r *Resolver) Close(ctx context.Context) error { return r.touch.close(ctx) }
 
-// Lookup resolves raw into a token principal acting for the agent's owner.
+// Lookup resolves a verified token into a token principal acting for the agent's owner.
 // Failures are *principal.AuthError values (401, or 403 for an inactive
-// agent); a store failure is returned as is (wrapping store.ErrUnavailable)
+// agent); a store failure is returned as is (wrapping model.ErrUnavailable)
 // so the caller can answer 503. Nothing here ever falls back.
-func (r *Resolver) Lookup(ctx context.Context, raw string) (*principal.Principal, error) {
-	if _, err := token.Parse(r.opts.Prefix, raw); err != nil {
-		reason := principal.ReasonMalformed
-		if errors.Is(err, token.ErrChecksum) {
-			reason = principal.ReasonChecksum
-		}
-		r.opts.Metrics.TokenLookup(reason, "none")
-		return nil, &principal.AuthError{Reason: reason}
-	}
-	hash := token.Hash(raw)
+func (r *Resolver) Lookup(ctx context.Context, t token.Verified) (*principal.Principal, error) {
+	hash := t.Hash()
 	e, cached, err := r.entry(ctx, hash)
 	if err == nil {
 		err = r.live(e)
@@ -132,6 +124,18 @@ func (r *Resolver) Lookup(ctx context.Context, raw string) (*principal.Principal
 	}
 	r.touch.used(e.Resolved.Token.ID, r.opts.Now())
 	return principalFor(e), nil
+}
+
+// LookupRaw verifies raw with the configured prefix and looks it up: for
+// callers that hold a raw token outside a request (tests, tools).
+func (r *Resolver) LookupRaw(ctx context.Context, raw string) (*principal.Principal, error) {
+	t, err := token.Verify(r.opts.Prefix, raw)
+	if err != nil {
+		ae := principal.VerifyFailure(err)
+		r.opts.Metrics.TokenLookup(ae.Reason, "none")
+		return nil, ae
+	}
+	return r.Lookup(ctx, t)
 }
 
 // outcome names a lookup result for metrics.
@@ -163,7 +167,7 @@ func (r *Resolver) entry(ctx context.Context, hash string) (e *Entry, cached boo
 	}
 	before := r.epoch.Load()
 	res, err := r.st.ResolveTokenHash(ctx, hash)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, model.ErrNotFound) {
 		r.rememberUnknown(hash)
 		return nil, false, &principal.AuthError{Reason: principal.ReasonUnknown}
 	}
@@ -220,15 +224,15 @@ func (r *Resolver) rememberUnknown(hash string) {
 func (r *Resolver) live(e *Entry) error {
 	t, a, o := e.Resolved.Token, e.Resolved.Agent, e.Resolved.Owner
 	switch {
-	case t.RevokedAt != nil:
+	case t.RevokedAt != nil, e.Resolved.LineageEnded:
 		return &principal.AuthError{Reason: principal.ReasonRevoked}
 	case t.ExpiresAt != nil && !r.opts.Now().Before(*t.ExpiresAt):
 		return &principal.AuthError{Reason: principal.ReasonExpired}
 	case o == nil:
 		return &principal.AuthError{Reason: principal.ReasonOwnerMissing}
-	case o.Status != store.StatusActive:
+	case o.Status != model.StatusActive:
 		return &principal.AuthError{Reason: principal.ReasonOwnerDisabled}
-	case a.Status != store.StatusActive:
+	case a.Status != model.StatusActive:
 		return &principal.AuthError{Reason: principal.ReasonAgentInactive, Forbidden: true}
 	}
 	return nil
@@ -236,13 +240,7 @@ func (r *Resolver) live(e *Entry) error {
 
 func principalFor(e *Entry) *principal.Principal {
 	res := &e.Resolved
-	return &principal.Principal{
-		Kind:  principal.KindToken,
-		ID:    fmt.Sprintf("token:%d", res.Token.ID),
-		User:  res.Owner,
-		Token: &res.Token,
-		Agent: &res.Agent,
-	}
+	return principal.ForToken(&res.Token, &res.Agent, res.Owner)
 }
 
 // EvictToken drops a token from the cache (after revocation).

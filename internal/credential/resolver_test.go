@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agentauthz/agentauthz/internal/credential"
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/principal"
 	"github.com/agentauthz/agentauthz/internal/store"
 	"github.com/agentauthz/agentauthz/internal/token"
@@ -30,13 +31,13 @@ func (c *clock) Add(d time.Duration) {
 
 // countingStore counts hot-path lookups and touches on a real store.
 type countingStore struct {
-	store.Store
+	model.Store
 	resolves atomic.Int64
 	touches  atomic.Int64
 	touched  sync.Map
 }
 
-func (c *countingStore) ResolveTokenHash(ctx context.Context, h string) (store.Resolved, error) {
+func (c *countingStore) ResolveTokenHash(ctx context.Context, h string) (model.Resolved, error) {
 	c.resolves.Add(1)
 	return c.Store.ResolveTokenHash(ctx, h)
 }
@@ -51,8 +52,8 @@ func (c *countingStore) TouchTokens(ctx context.Context, used map[int64]time.Tim
 
 type fixture struct {
 	st    *countingStore
-	agent store.Agent
-	owner store.User
+	agent model.Agent
+	owner model.User
 	clock *clock
 }
 
@@ -67,24 +68,24 @@ func newFixture(t *testing.T) *fixture {
 	if err := sq.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	u, err := sq.CreateUser(ctx, store.User{Login: "owner", Roles: []string{"editor"}, Status: store.StatusActive})
+	u, err := sq.CreateUser(ctx, model.User{Login: "owner", Roles: []string{"editor"}, Status: model.StatusActive})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := sq.CreateAgent(ctx, store.Agent{Slug: "bot", Name: "bot", OwnerID: u.ID, Status: store.StatusActive})
+	a, err := sq.CreateAgent(ctx, model.Agent{Slug: "bot", Name: "bot", OwnerID: u.ID, Status: model.StatusActive})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &fixture{st: &countingStore{Store: sq}, agent: a, owner: u, clock: &clock{now: time.Now().UTC()}}
 }
 
-func (f *fixture) issue(t *testing.T, expiresAt *time.Time) (string, store.Token) {
+func (f *fixture) issue(t *testing.T, expiresAt *time.Time) (string, model.Token) {
 	t.Helper()
 	raw, err := token.Generate(token.DefaultPrefix, f.agent.Slug)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := f.st.CreateToken(context.Background(), store.Token{AgentID: f.agent.ID, Hash: token.Hash(raw), Prefix: token.Hint(raw), ExpiresAt: expiresAt})
+	tok, err := f.st.CreateToken(context.Background(), model.Token{AgentID: f.agent.ID, Hash: token.Hash(raw), Prefix: token.Hint(raw), ExpiresAt: expiresAt})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +115,7 @@ func TestLookupRules(t *testing.T) {
 	r := f.resolver(t, time.Minute)
 	raw, tok := f.issue(t, nil)
 
-	p, err := r.Lookup(ctx, raw)
+	p, err := r.LookupRaw(ctx, raw)
 	if err != nil {
 		t.Fatalf("live token: %v", err)
 	}
@@ -135,7 +136,7 @@ func TestLookupRules(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := f.st.resolves.Load()
-			_, err := r.Lookup(ctx, c.raw)
+			_, err := r.LookupRaw(ctx, c.raw)
 			if got := reason(err); got != c.want {
 				t.Fatalf("reason = %q, want %q", got, c.want)
 			}
@@ -162,7 +163,7 @@ func TestCachedLookupCostsNoStoreRoundTrip(t *testing.T) {
 	r := f.resolver(t, time.Minute)
 	raw, _ := f.issue(t, nil)
 	for i := 0; i < 100; i++ {
-		if _, err := r.Lookup(ctx, raw); err != nil {
+		if _, err := r.LookupRaw(ctx, raw); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -177,11 +178,11 @@ func TestCacheNeverOutlivesExpiry(t *testing.T) {
 	r := f.resolver(t, time.Hour)
 	exp := f.clock.Now().Add(time.Minute)
 	raw, _ := f.issue(t, &exp)
-	if _, err := r.Lookup(ctx, raw); err != nil {
+	if _, err := r.LookupRaw(ctx, raw); err != nil {
 		t.Fatalf("before expiry: %v", err)
 	}
 	f.clock.Add(time.Minute) // expires_at <= now is expired
-	if got := reason(mustFail(r.Lookup(ctx, raw))); got != "expired" {
+	if got := reason(mustFail(r.LookupRaw(ctx, raw))); got != "expired" {
 		t.Fatalf("at expires_at a cached token resolved: %s", got)
 	}
 }
@@ -192,31 +193,31 @@ func TestEvictionsApplyAtOnce(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
 		name   string
-		change func(f *fixture, r *credential.Resolver, tok store.Token)
+		change func(f *fixture, r *credential.Resolver, tok model.Token)
 		want   string
 	}{
-		{"revoked token fails on the next request", func(f *fixture, r *credential.Resolver, tok store.Token) {
+		{"revoked token fails on the next request", func(f *fixture, r *credential.Resolver, tok model.Token) {
 			if _, _, err := f.st.RevokeToken(ctx, f.agent.ID, tok.ID, f.clock.Now()); err != nil {
 				t.Fatal(err)
 			}
 			r.EvictToken(tok.ID)
 		}, "revoked"},
-		{"deactivated agent is forbidden on the next request", func(f *fixture, r *credential.Resolver, tok store.Token) {
-			st := store.StatusInactive
-			if _, err := f.st.UpdateAgent(ctx, f.agent.ID, store.AgentPatch{Status: &st}); err != nil {
+		{"deactivated agent is forbidden on the next request", func(f *fixture, r *credential.Resolver, tok model.Token) {
+			st := model.StatusInactive
+			if _, err := f.st.UpdateAgent(ctx, f.agent.ID, model.AgentPatch{Status: &st}); err != nil {
 				t.Fatal(err)
 			}
 			r.EvictAgent(f.agent.ID)
 		}, "agent_inactive"},
-		{"deleted agent's token is unknown on the next request", func(f *fixture, r *credential.Resolver, tok store.Token) {
+		{"deleted agent's token is unknown on the next request", func(f *fixture, r *credential.Resolver, tok model.Token) {
 			if _, err := f.st.DeleteAgent(ctx, f.agent.ID); err != nil {
 				t.Fatal(err)
 			}
 			r.EvictAgent(f.agent.ID)
 		}, "unknown"},
-		{"disabled owner fails on the next request", func(f *fixture, r *credential.Resolver, tok store.Token) {
-			st := store.StatusDisabled
-			if _, err := f.st.UpdateUser(ctx, f.owner.ID, store.UserPatch{Status: &st}); err != nil {
+		{"disabled owner fails on the next request", func(f *fixture, r *credential.Resolver, tok model.Token) {
+			st := model.StatusDisabled
+			if _, err := f.st.UpdateUser(ctx, f.owner.ID, model.UserPatch{Status: &st}); err != nil {
 				t.Fatal(err)
 			}
 			r.EvictOwner(f.owner.ID)
@@ -227,11 +228,11 @@ func TestEvictionsApplyAtOnce(t *testing.T) {
 			f := newFixture(t)
 			r := f.resolver(t, time.Hour)
 			raw, tok := f.issue(t, nil)
-			if _, err := r.Lookup(ctx, raw); err != nil {
+			if _, err := r.LookupRaw(ctx, raw); err != nil {
 				t.Fatal(err)
 			}
 			c.change(f, r, tok)
-			if got := reason(mustFail(r.Lookup(ctx, raw))); got != c.want {
+			if got := reason(mustFail(r.LookupRaw(ctx, raw))); got != c.want {
 				t.Fatalf("after the change: %s, want %s", got, c.want)
 			}
 		})
@@ -242,11 +243,11 @@ func TestInactiveAgentIsForbidden(t *testing.T) {
 	f := newFixture(t)
 	r := f.resolver(t, 0)
 	raw, _ := f.issue(t, nil)
-	st := store.StatusInactive
-	if _, err := f.st.UpdateAgent(context.Background(), f.agent.ID, store.AgentPatch{Status: &st}); err != nil {
+	st := model.StatusInactive
+	if _, err := f.st.UpdateAgent(context.Background(), f.agent.ID, model.AgentPatch{Status: &st}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := r.Lookup(context.Background(), raw)
+	_, err := r.LookupRaw(context.Background(), raw)
 	var ae *principal.AuthError
 	if !errors.As(err, &ae) || !ae.Forbidden || ae.Reason != "agent_inactive" {
 		t.Fatalf("inactive agent: %v; want a Forbidden agent_inactive error", err)
@@ -276,7 +277,7 @@ func TestRevokeRacingWithResolves(t *testing.T) {
 					default:
 					}
 					after := revoked.Load() // read BEFORE the lookup starts
-					_, err := r.Lookup(ctx, raw)
+					_, err := r.LookupRaw(ctx, raw)
 					if err == nil && after {
 						lateSuccess.Add(1)
 					}
@@ -291,7 +292,7 @@ func TestRevokeRacingWithResolves(t *testing.T) {
 		revoked.Store(true)
 		deadline := time.Now().Add(50 * time.Millisecond)
 		for time.Now().Before(deadline) {
-			if _, err := r.Lookup(ctx, raw); err == nil {
+			if _, err := r.LookupRaw(ctx, raw); err == nil {
 				lateSuccess.Add(1)
 			}
 		}
@@ -311,14 +312,14 @@ func TestLastUsedWritesAreCoalesced(t *testing.T) {
 	raw2, tok2 := f.issue(t, nil)
 	for i := 0; i < 10000; i++ {
 		f.clock.Add(time.Millisecond)
-		if _, err := r.Lookup(ctx, raw); err != nil {
+		if _, err := r.LookupRaw(ctx, raw); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := r.Lookup(ctx, raw2); err != nil {
+	if _, err := r.LookupRaw(ctx, raw2); err != nil {
 		t.Fatal(err)
 	}
-	_, _ = r.Lookup(ctx, "datamachine_bot_"+raw[len(raw)-64:len(raw)-1]+"x") // a failure is never "used"
+	_, _ = r.LookupRaw(ctx, "datamachine_bot_"+raw[len(raw)-64:len(raw)-1]+"x") // a failure is never "used"
 	if err := r.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -343,12 +344,12 @@ func TestLastUsedWritesAreCoalesced(t *testing.T) {
 // pausingStore holds a lookup between its read and the cache fill, so a
 // revocation can land exactly in that window.
 type pausingStore struct {
-	store.Store
+	model.Store
 	read, proceed chan struct{}
 	once          sync.Once
 }
 
-func (p *pausingStore) ResolveTokenHash(ctx context.Context, h string) (store.Resolved, error) {
+func (p *pausingStore) ResolveTokenHash(ctx context.Context, h string) (model.Resolved, error) {
 	res, err := p.Store.ResolveTokenHash(ctx, h)
 	p.once.Do(func() {
 		close(p.read)
@@ -370,7 +371,7 @@ func TestRevokeInsideFillWindowIsNotResurrected(t *testing.T) {
 	raw, tok := f.issue(t, nil)
 
 	done := make(chan error, 1)
-	go func() { _, err := r.Lookup(ctx, raw); done <- err }()
+	go func() { _, err := r.LookupRaw(ctx, raw); done <- err }()
 	<-ps.read
 	if _, _, err := f.st.RevokeToken(ctx, f.agent.ID, tok.ID, f.clock.Now()); err != nil {
 		t.Fatal(err)
@@ -379,7 +380,7 @@ func TestRevokeInsideFillWindowIsNotResurrected(t *testing.T) {
 	close(ps.proceed)
 	<-done // it began before the revoke: either answer is linearizable
 
-	if got := reason(mustFail(r.Lookup(ctx, raw))); got != "revoked" {
+	if got := reason(mustFail(r.LookupRaw(ctx, raw))); got != "revoked" {
 		t.Fatalf("lookup after the revoke returned: %s, want revoked (a stale fill resurrected the token)", got)
 	}
 }

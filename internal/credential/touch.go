@@ -6,13 +6,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/model"
 )
 
 // toucher coalesces last_used_at writes: a token used any number of times
 // within one interval costs one row update at the next flush.
 type toucher struct {
-	st       store.Store
+	st       model.Store
 	logger   *slog.Logger
 	mu       sync.Mutex
 	pending  map[int64]time.Time
@@ -21,7 +21,7 @@ type toucher struct {
 	stopOnce sync.Once
 }
 
-func newToucher(st store.Store, every time.Duration, logger *slog.Logger) *toucher {
+func newToucher(st model.Store, every time.Duration, logger *slog.Logger) *toucher {
 	t := &toucher{st: st, logger: logger, pending: map[int64]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go t.loop(every)
 	return t

@@ -7,14 +7,15 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/agentauthz/agentauthz/internal/authz"
+	"github.com/agentauthz/agentauthz/internal/view"
 )
 
 // maxListLimit bounds ?limit= on listings.
 const maxListLimit = 1000
 
 type agentListView struct {
-	Agents    []agentView `json:"agents"`
-	NextAfter *int64      `json:"next_after"`
+	Agents    []view.Agent `json:"agents"`
+	NextAfter *int64       `json:"next_after"`
 }
 
 // listAgents lists the agents on which the caller holds at least
@@ -41,9 +42,9 @@ func listAgents(svc *authz.Service) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		out := agentListView{Agents: make([]agentView, len(rows))}
+		out := agentListView{Agents: make([]view.Agent, len(rows))}
 		for i, r := range rows {
-			out.Agents[i] = viewAgentWithRole(r.Agent, r.Role)
+			out.Agents[i] = view.AgentWithRole(r.Agent, r.Role)
 		}
 		if next > 0 {
 			out.NextAfter = &next
@@ -102,9 +103,9 @@ func listGrants(svc *authz.Service) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		out := make([]grantView, len(gs))
+		out := make([]view.Grant, len(gs))
 		for i, g := range gs {
-			out[i] = viewGrant(g.Grant, g.Implicit)
+			out[i] = view.GrantOf(g.Grant, g.Implicit)
 		}
 		return c.JSON(http.StatusOK, map[string]any{"grants": out})
 	}
@@ -155,7 +156,7 @@ func putGrant(svc *authz.Service, dec bodyDecoder) echo.HandlerFunc {
 		if created {
 			status = http.StatusCreated
 		}
-		return c.JSON(status, viewGrant(g, false))
+		return c.JSON(status, view.GrantOf(g, false))
 	}
 }
 

@@ -8,7 +8,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/agentauthz/agentauthz/internal/authz"
-	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/model"
+	"github.com/agentauthz/agentauthz/internal/view"
 )
 
 type createAgentBody struct {
@@ -20,14 +21,14 @@ type createAgentBody struct {
 
 // toolPolicyBody decodes an optional tool policy: absent → (nil, false),
 // null → (nil, true), an object → (policy, false).
-func toolPolicyBody(raw json.RawMessage) (tp *store.ToolPolicy, isNull bool, err error) {
+func toolPolicyBody(raw json.RawMessage) (tp *model.ToolPolicy, isNull bool, err error) {
 	if raw == nil {
 		return nil, false, nil
 	}
 	if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
 		return nil, true, nil
 	}
-	var out store.ToolPolicy
+	var out model.ToolPolicy
 	if err := decodeObject(raw, &out, "tool_policy"); err != nil {
 		return nil, false, err
 	}
@@ -56,7 +57,7 @@ func createAgent(svc *authz.Service, dec bodyDecoder) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusCreated, viewAgent(a))
+		return c.JSON(http.StatusCreated, view.AgentOf(a))
 	}
 }
 
@@ -75,7 +76,7 @@ func showAgent(svc *authz.Service) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, viewAgentWithRole(a.Agent, a.Role))
+		return c.JSON(http.StatusOK, view.AgentWithRole(a.Agent, a.Role))
 	}
 }
 
@@ -108,7 +109,7 @@ func updateAgent(svc *authz.Service, dec bodyDecoder) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, viewAgent(a))
+		return c.JSON(http.StatusOK, view.AgentOf(a))
 	}
 }
 

@@ -62,16 +62,16 @@ var (
 // authMessages explain why a claimed bearer token was refused. They name the
 // reason, never the token.
 var authMessages = map[string]string{
-	"malformed":      "the bearer token is malformed",
-	"checksum":       "the bearer token failed its checksum",
-	"unknown":        "the bearer token is unknown",
-	"revoked":        "the bearer token has been revoked",
-	"expired":        "the bearer token has expired",
-	"owner_missing":  "the owner of the token's agent no longer exists",
-	"owner_disabled": "the owner of the token's agent is disabled",
-	"agent_inactive": "the token's agent is inactive",
-	"user_disabled":  "the user is disabled",
-	"unrecognized_credentials": "the Authorization header carries credentials this server does not accept " +
+	principal.ReasonMalformed:     "the bearer token is malformed",
+	principal.ReasonChecksum:      "the bearer token failed its checksum",
+	principal.ReasonUnknown:       "the bearer token is unknown",
+	principal.ReasonRevoked:       "the bearer token has been revoked",
+	principal.ReasonExpired:       "the bearer token has expired",
+	principal.ReasonOwnerMissing:  "the owner of the token's agent no longer exists",
+	principal.ReasonOwnerDisabled: "the owner of the token's agent is disabled",
+	principal.ReasonAgentInactive: "the token's agent is inactive",
+	principal.ReasonUserDisabled:  "the user is disabled",
+	principal.ReasonUnrecognized: "the Authorization header carries credentials this server does not accept " +
 		"(is the token prefix right?); send none to act anonymously",
 }
 

@@ -17,8 +17,8 @@ import (
 	"github.com/agentauthz/agentauthz/internal/credential"
 	"github.com/agentauthz/agentauthz/internal/httpapi"
 	"github.com/agentauthz/agentauthz/internal/metrics"
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/principal"
-	"github.com/agentauthz/agentauthz/internal/store"
 	"github.com/agentauthz/agentauthz/internal/token"
 )
 
@@ -236,11 +236,11 @@ func TestProxyHeaderFailuresSayWhichHeaderFailedWithoutInvalidToken(t *testing.T
 
 // resolveCounter counts the hot-path token lookups reaching the real store.
 type resolveCounter struct {
-	store.Store
+	model.Store
 	n atomic.Int64
 }
 
-func (c *resolveCounter) ResolveTokenHash(ctx context.Context, h string) (store.Resolved, error) {
+func (c *resolveCounter) ResolveTokenHash(ctx context.Context, h string) (model.Resolved, error) {
 	c.n.Add(1)
 	return c.Store.ResolveTokenHash(ctx, h)
 }
@@ -267,7 +267,7 @@ func newGuardedEnv(t *testing.T, burst int, refill, negativeTTL time.Duration) *
 	chain := principal.Chain{
 		principal.BearerToken{Lookup: cred, Throttle: throttle},
 		&principal.TrustedProxy{Networks: proxies, UserHeader: "X-Forwarded-User",
-			LookupUser: func(ctx context.Context, login string) (*store.User, error) {
+			LookupUser: func(ctx context.Context, login string) (*model.User, error) {
 				u, err := st.GetUserByLogin(ctx, login)
 				if err != nil {
 					return nil, err

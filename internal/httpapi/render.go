@@ -2,126 +2,22 @@ package httpapi
 
 import (
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/agentauthz/agentauthz/internal/authz"
 	"github.com/agentauthz/agentauthz/internal/principal"
-	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/view"
 )
 
-// Response views. Field names follow the seed (token_id, token_prefix,
-// agent_slug, ...); times are RFC 3339 in UTC; optional values are null,
-// never absent, unless documented otherwise.
-
-func ts(t time.Time) string { return t.UTC().Format(time.RFC3339) }
-
-func optTS(t *time.Time) *string {
-	if t == nil {
-		return nil
-	}
-	s := ts(*t)
-	return &s
-}
-
-type agentView struct {
-	ID         int64             `json:"agent_id"`
-	Slug       string            `json:"agent_slug"`
-	Name       string            `json:"agent_name"`
-	OwnerID    int64             `json:"owner_id"`
-	Status     string            `json:"status"`
-	ToolPolicy *store.ToolPolicy `json:"tool_policy"`
-	CreatedAt  string            `json:"created_at"`
-	UpdatedAt  string            `json:"updated_at"`
-	// Role is the caller's role on the agent (show and list only).
-	Role *string `json:"role,omitempty"`
-}
-
-func viewAgent(a store.Agent) agentView {
-	tp := a.ToolPolicy
-	if tp != nil && tp.Tools == nil {
-		tp = &store.ToolPolicy{Mode: tp.Mode, Tools: []string{}}
-	}
-	return agentView{ID: a.ID, Slug: a.Slug, Name: a.Name, OwnerID: a.OwnerID, Status: a.Status,
-		ToolPolicy: tp, CreatedAt: ts(a.CreatedAt), UpdatedAt: ts(a.UpdatedAt)}
-}
-
-func viewAgentWithRole(a store.Agent, role string) agentView {
-	v := viewAgent(a)
-	v.Role = &role
-	return v
-}
-
-// tokenView is token metadata: never the hash, never the raw token.
-type tokenView struct {
-	ID           int64     `json:"token_id"`
-	AgentID      int64     `json:"agent_id"`
-	Prefix       string    `json:"token_prefix"`
-	Label        string    `json:"label"`
-	Capabilities *[]string `json:"capabilities"`
-	LastUsedAt   *string   `json:"last_used_at"`
-	ExpiresAt    *string   `json:"expires_at"`
-	CreatedAt    string    `json:"created_at"`
-	RevokedAt    *string   `json:"revoked_at"`
-	ParentID     *int64    `json:"parent_token_id"`
-}
-
-func viewToken(t store.Token) tokenView {
-	caps := t.Capabilities
-	if caps != nil && *caps == nil {
-		caps = &[]string{}
-	}
-	return tokenView{ID: t.ID, AgentID: t.AgentID, Prefix: t.Prefix, Label: t.Label, Capabilities: caps,
-		LastUsedAt: optTS(t.LastUsedAt), ExpiresAt: optTS(t.ExpiresAt), CreatedAt: ts(t.CreatedAt), RevokedAt: optTS(t.RevokedAt), ParentID: t.ParentID}
-}
-
-func viewTokens(ts []store.Token) []tokenView {
-	out := make([]tokenView, len(ts))
-	for i, t := range ts {
-		out[i] = viewToken(t)
-	}
-	return out
-}
-
-// tokenSaveWarning accompanies the only response that carries a raw token.
-const tokenSaveWarning = "Save this token now: it cannot be shown again."
-
-type createdTokenView struct {
-	tokenView
-	Token   string `json:"token"`
-	Warning string `json:"warning"`
-}
-
-type userView struct {
-	ID        int64    `json:"user_id"`
-	Login     string   `json:"login"`
-	Name      string   `json:"name"`
-	Roles     []string `json:"roles"`
-	Status    string   `json:"status"`
-	CreatedAt string   `json:"created_at"`
-}
-
-func viewUser(u store.User) userView {
-	return userView{ID: u.ID, Login: u.Login, Name: u.Name, Roles: nonNil(u.Roles), Status: u.Status, CreatedAt: ts(u.CreatedAt)}
-}
-
-type grantView struct {
-	AgentID   int64  `json:"agent_id"`
-	Principal string `json:"principal"`
-	Role      string `json:"role"`
-	GrantedAt string `json:"granted_at"`
-	Implicit  bool   `json:"implicit,omitempty"`
-}
-
-func viewGrant(g store.Grant, implicit bool) grantView {
-	return grantView{AgentID: g.AgentID, Principal: g.Principal, Role: g.Role, GrantedAt: ts(g.GrantedAt), Implicit: implicit}
-}
+// Response views. Records are rendered by internal/view, which the CLI's
+// --format=json shares, so a record has one JSON shape (and one timestamp
+// format) everywhere; only API-specific envelopes live here.
 
 type whoamiView struct {
 	Principal    principalView `json:"principal"`
 	User         *whoamiUser   `json:"user"`
-	Agent        *agentView    `json:"agent"`
-	Token        *tokenView    `json:"token"`
+	Agent        *view.Agent   `json:"agent"`
+	Token        *view.Token   `json:"token"`
 	Audiences    []string      `json:"audiences"`
 	Capabilities []string      `json:"capabilities"`
 }
@@ -139,26 +35,19 @@ type whoamiUser struct {
 
 func viewWhoami(w authz.Whoami) whoamiView {
 	p := w.Principal
-	out := whoamiView{Principal: principalView{Kind: string(p.Kind), ID: p.ID}, Audiences: nonNil(p.Audiences), Capabilities: nonNil(w.Capabilities)}
+	out := whoamiView{Principal: principalView{Kind: string(p.Kind), ID: p.ID}, Audiences: view.NonNil(p.Audiences), Capabilities: view.NonNil(w.Capabilities)}
 	if p.User != nil {
-		out.User = &whoamiUser{ID: p.User.ID, Login: p.User.Login, Roles: nonNil(p.User.Roles)}
+		out.User = &whoamiUser{ID: p.User.ID, Login: p.User.Login, Roles: view.NonNil(p.User.Roles)}
 	}
 	if p.Agent != nil {
-		a := viewAgent(*p.Agent)
+		a := view.AgentOf(*p.Agent)
 		out.Agent = &a
 	}
 	if p.Token != nil {
-		t := viewToken(*p.Token)
+		t := view.TokenOf(*p.Token)
 		out.Token = &t
 	}
 	return out
-}
-
-func nonNil(ss []string) []string {
-	if ss == nil {
-		return []string{}
-	}
-	return ss
 }
 
 // appendAuthorize encodes the POST /v1/authorize answer without reflection:

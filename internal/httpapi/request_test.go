@@ -37,7 +37,7 @@ func TestRequestIDKeepsPlainClientIDsOnly(t *testing.T) {
 			t.Errorf("requestID(%q) = %q, want a fresh valid id", bad, got)
 		}
 	}
-	if requestID("") == requestID("") {
-		t.Error("minted ids repeat")
+	if first, second := requestID(""), requestID(""); first == second {
+		t.Errorf("minted ids repeat: %q", first)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/model"
 )
 
 // TestStrictDecodeRefusals pins every rule of strictjson.go at the decoder:
@@ -142,7 +142,7 @@ var strictTargets = []struct {
 func newAuthorize() any   { return new(authorizeBody) }
 func newCreateToken() any { return new(createTokenBody) }
 func newCreateAgent() any { return new(createAgentBody) }
-func newToolPolicy() any  { return new(store.ToolPolicy) }
+func newToolPolicy() any  { return new(model.ToolPolicy) }
 
 var strictCorpus = []string{
 	`{"action":"chat"}`,

@@ -26,6 +26,7 @@ import (
 	"github.com/agentauthz/agentauthz/internal/authz"
 	"github.com/agentauthz/agentauthz/internal/credential"
 	"github.com/agentauthz/agentauthz/internal/httpapi"
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/policy"
 	"github.com/agentauthz/agentauthz/internal/principal"
 	"github.com/agentauthz/agentauthz/internal/store"
@@ -95,8 +96,8 @@ type env struct {
 	// handler is the server's http.Handler, for in-process benchmarks.
 	handler http.Handler
 
-	admin, alice, bob store.User
-	alpha             store.Agent
+	admin, alice, bob model.User
+	alpha             model.Agent
 	alphaToken        string // raw; owned by alice through agent alpha
 	alphaTokenID      int64
 }
@@ -132,7 +133,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 			Networks:       []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 			UserHeader:     "X-Forwarded-User",
 			AudienceHeader: "X-Forwarded-Audience",
-			LookupUser: func(ctx context.Context, login string) (*store.User, error) {
+			LookupUser: func(ctx context.Context, login string) (*model.User, error) {
 				u, err := st.GetUserByLogin(ctx, login)
 				if err != nil {
 					return nil, err
@@ -162,7 +163,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 func (e *env) seed() {
 	t, ctx, op := e.t, context.Background(), principal.Operator()
 	t.Helper()
-	mk := func(login string, roles ...string) store.User {
+	mk := func(login string, roles ...string) model.User {
 		u, err := e.svc.CreateUser(ctx, op, authz.CreateUserRequest{Login: login, Roles: roles})
 		if err != nil {
 			t.Fatalf("seed user %s: %v", login, err)
@@ -204,7 +205,7 @@ func (e *env) snapshot() string {
 	if err != nil {
 		e.t.Fatalf("snapshot users: %v", err)
 	}
-	as, err := e.st.ListAgents(ctx, store.AgentQuery{All: true})
+	as, err := e.st.ListAgents(ctx, model.AgentQuery{All: true})
 	if err != nil {
 		e.t.Fatalf("snapshot agents: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/agentauthz/agentauthz/internal/authz"
+	"github.com/agentauthz/agentauthz/internal/view"
 )
 
 type createTokenBody struct {
@@ -36,7 +37,7 @@ func createToken(svc *authz.Service, dec bodyDecoder) echo.HandlerFunc {
 			return err
 		}
 		noStore(c)
-		return c.JSON(http.StatusCreated, createdTokenView{tokenView: viewToken(ct.Token), Token: ct.Raw, Warning: tokenSaveWarning})
+		return c.JSON(http.StatusCreated, view.CreatedTokenOf(ct.Token, ct.Raw))
 	}
 }
 
@@ -55,7 +56,7 @@ func listTokens(svc *authz.Service) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, map[string]any{"tokens": viewTokens(ts)})
+		return c.JSON(http.StatusOK, map[string]any{"tokens": view.TokensOf(ts)})
 	}
 }
 
@@ -78,6 +79,6 @@ func revokeToken(svc *authz.Service) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, viewToken(t))
+		return c.JSON(http.StatusOK, view.TokenOf(t))
 	}
 }

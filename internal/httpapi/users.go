@@ -6,6 +6,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/agentauthz/agentauthz/internal/authz"
+	"github.com/agentauthz/agentauthz/internal/view"
 )
 
 type createUserBody struct {
@@ -29,7 +30,7 @@ func createUser(svc *authz.Service, dec bodyDecoder) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusCreated, viewUser(u))
+		return c.JSON(http.StatusCreated, view.UserOf(u))
 	}
 }
 
@@ -44,9 +45,9 @@ func listUsers(svc *authz.Service) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		out := make([]userView, len(us))
+		out := make([]view.User, len(us))
 		for i, u := range us {
-			out[i] = viewUser(u)
+			out[i] = view.UserOf(u)
 		}
 		return c.JSON(http.StatusOK, map[string]any{"users": out})
 	}
@@ -77,6 +78,6 @@ func updateUser(svc *authz.Service, dec bodyDecoder) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, viewUser(u))
+		return c.JSON(http.StatusOK, view.UserOf(u))
 	}
 }

@@ -9,11 +9,11 @@ import (
 	"github.com/agentauthz/agentauthz/internal/token"
 )
 
-// TokenLookup resolves a raw, well-formed agent token into a token principal;
-// failures are *AuthError values, anything else is an infrastructure error
-// (the request still fails closed).
+// TokenLookup resolves a verified agent token (parsed once, by
+// BearerToken) into a token principal; failures are *AuthError values,
+// anything else is an infrastructure error (the request still fails closed).
 type TokenLookup interface {
-	Lookup(ctx context.Context, raw string) (*Principal, error)
+	Lookup(ctx context.Context, t token.Verified) (*Principal, error)
 }
 
 // BearerToken claims requests carrying "Authorization: Bearer <prefix>_..."
@@ -53,22 +53,28 @@ func (b BearerToken) Resolve(r *http.Request) (*Principal, bool, error) {
 	return p, claimed, err
 }
 
+// VerifyFailure is the *AuthError for a token that token.Verify refused.
+func VerifyFailure(err error) *AuthError {
+	if errors.Is(err, token.ErrChecksum) {
+		return &AuthError{Reason: ReasonChecksum}
+	}
+	return &AuthError{Reason: ReasonMalformed}
+}
+
 // resolve checks and looks up a claimed credential; credErr is
 // bearerCredential's verdict on the header.
 func (b BearerToken) resolve(r *http.Request, prefix, raw string, credErr error) (*Principal, bool, error) {
 	if credErr != nil {
 		return nil, true, credErr
 	}
-	if _, err := token.Parse(prefix, raw); err != nil {
-		if errors.Is(err, token.ErrChecksum) {
-			return nil, true, &AuthError{Reason: ReasonChecksum}
-		}
-		return nil, true, &AuthError{Reason: ReasonMalformed}
+	verified, err := token.Verify(prefix, raw)
+	if err != nil {
+		return nil, true, VerifyFailure(err)
 	}
 	if b.Lookup == nil {
 		return nil, true, errors.New("principal: bearer token resolver has no lookup")
 	}
-	p, err := b.Lookup.Lookup(r.Context(), raw)
+	p, err := b.Lookup.Lookup(r.Context(), verified)
 	if err != nil {
 		return nil, true, err
 	}

@@ -13,7 +13,7 @@ import (
 	"context"
 	"strconv"
 
-	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/model"
 )
 
 // Kind says what sort of caller a Principal is.
@@ -48,13 +48,13 @@ type Principal struct {
 	// "operator".
 	ID string
 	// User is the acting user: the owner for a token, the user for a user.
-	User *store.User
+	User *model.User
 	// Audiences are the "audience:<name>" identities a proxy attached.
 	Audiences []string
 	// Token is the token's stored metadata (KindToken only).
-	Token *store.Token
+	Token *model.Token
 	// Agent is the token's agent (KindToken only).
-	Agent *store.Agent
+	Agent *model.Agent
 }
 
 // Anonymous returns the principal of a caller without credentials.
@@ -69,7 +69,7 @@ func Operator() *Principal {
 
 // ForUser returns the principal of user u with the audiences a proxy
 // attached (canonical "audience:<name>" strings).
-func ForUser(u *store.User, audiences []string) *Principal {
+func ForUser(u *model.User, audiences []string) *Principal {
 	return &Principal{Kind: KindUser, ID: UserID(u.ID), User: u, Audiences: audiences}
 }
 
@@ -84,7 +84,7 @@ func ForAudiences(audiences []string) *Principal {
 
 // ForToken returns the principal of an agent token acting for owner (which
 // may be nil when the owner row is missing; resolvers reject that first).
-func ForToken(t *store.Token, a *store.Agent, owner *store.User) *Principal {
+func ForToken(t *model.Token, a *model.Agent, owner *model.User) *Principal {
 	return &Principal{Kind: KindToken, ID: TokenID(t.ID), User: owner, Token: t, Agent: a}
 }
 

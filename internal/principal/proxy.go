@@ -8,7 +8,7 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/model"
 )
 
 // TrustedProxy takes the caller's identity from headers set by a reverse
@@ -27,8 +27,8 @@ type TrustedProxy struct {
 	// (a proxied private site); bare names mean "audience:<name>".
 	FixedAudiences []string
 	// LookupUser finds a user by login; it returns an error matching
-	// store.ErrNotFound for an unknown login.
-	LookupUser func(ctx context.Context, login string) (*store.User, error)
+	// model.ErrNotFound for an unknown login.
+	LookupUser func(ctx context.Context, login string) (*model.User, error)
 }
 
 // Validate reports configuration mistakes, so they surface at startup
@@ -140,17 +140,17 @@ func refDetail(err error) string {
 }
 
 // user looks up an active user by login.
-func (t *TrustedProxy) user(ctx context.Context, login string) (*store.User, error) {
+func (t *TrustedProxy) user(ctx context.Context, login string) (*model.User, error) {
 	if t.LookupUser == nil {
 		return nil, errors.New("principal: trusted proxy has no user lookup")
 	}
 	u, err := t.LookupUser(ctx, login)
 	switch {
-	case errors.Is(err, store.ErrNotFound) || err == nil && u == nil:
+	case errors.Is(err, model.ErrNotFound) || err == nil && u == nil:
 		return nil, t.userError(ReasonUnknown, "")
 	case err != nil:
 		return nil, err
-	case u.Status != store.StatusActive:
+	case u.Status != model.StatusActive:
 		return nil, t.userError(ReasonUserDisabled, "")
 	}
 	return u, nil

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/token"
 )
 
@@ -20,15 +20,15 @@ type fakeLookup struct {
 	calls int
 }
 
-func (f *fakeLookup) Lookup(_ context.Context, raw string) (*Principal, error) {
+func (f *fakeLookup) Lookup(_ context.Context, t token.Verified) (*Principal, error) {
 	f.calls++
 	if f.err != nil {
 		return nil, f.err
 	}
-	if raw != f.known {
+	if t.Hash() != token.Hash(f.known) {
 		return nil, &AuthError{Reason: ReasonUnknown}
 	}
-	return ForToken(&store.Token{ID: 12, AgentID: 7}, &store.Agent{ID: 7, Slug: "bot"}, &store.User{ID: 3, Status: store.StatusActive}), nil
+	return ForToken(&model.Token{ID: 12, AgentID: 7}, &model.Agent{ID: 7, Slug: "bot"}, &model.User{ID: 3, Status: model.StatusActive}), nil
 }
 
 func mustToken(t *testing.T) string {
@@ -48,19 +48,19 @@ func badChecksum(raw string) string {
 	return raw[:len(raw)-1] + "0"
 }
 
-var users = map[string]*store.User{
-	"alice": {ID: 3, Login: "alice", Status: store.StatusActive},
-	"bob":   {ID: 4, Login: "bob", Status: store.StatusDisabled},
+var users = map[string]*model.User{
+	"alice": {ID: 3, Login: "alice", Status: model.StatusActive},
+	"bob":   {ID: 4, Login: "bob", Status: model.StatusDisabled},
 }
 
-func lookupUser(_ context.Context, login string) (*store.User, error) {
+func lookupUser(_ context.Context, login string) (*model.User, error) {
 	if login == "down" {
-		return nil, store.ErrUnavailable
+		return nil, model.ErrUnavailable
 	}
 	if u, ok := users[login]; ok {
 		return u, nil
 	}
-	return nil, store.ErrNotFound
+	return nil, model.ErrNotFound
 }
 
 func proxy(t *testing.T, fixed ...string) *TrustedProxy {
@@ -166,8 +166,8 @@ func TestChain(t *testing.T) {
 			request("203.0.113.9:4000", "Authorization", "Bearer "+mustToken(t)), want{reason: ReasonUnknown}},
 		{"inactive agent is forbidden", true, nil, &AuthError{Reason: ReasonAgentInactive, Forbidden: true},
 			request("203.0.113.9:4000", "Authorization", "Bearer "+raw), want{reason: ReasonAgentInactive, forbidden: true}},
-		{"store failure during lookup fails closed", true, nil, store.ErrUnavailable,
-			request("203.0.113.9:4000", "Authorization", "Bearer "+raw), want{otherErr: store.ErrUnavailable}},
+		{"store failure during lookup fails closed", true, nil, model.ErrUnavailable,
+			request("203.0.113.9:4000", "Authorization", "Bearer "+raw), want{otherErr: model.ErrUnavailable}},
 		{"basic auth nobody understands is refused, never anonymous", true, nil, nil,
 			request("203.0.113.9:4000", "Authorization", "Basic YWxpY2U6c2VjcmV0"), want{reason: ReasonUnrecognized}},
 		{"bearer with another issuer's token is refused, never anonymous", true, nil, nil,
@@ -199,7 +199,7 @@ func TestChain(t *testing.T) {
 		{"two proxy user headers fail closed", true, nil, nil,
 			request("10.1.2.3:4000", "X-Forwarded-User", "alice", "X-Forwarded-User", "bob"), want{reason: ReasonMalformed}},
 		{"store failure looking up the proxy user fails closed", true, nil, nil,
-			request("10.1.2.3:4000", "X-Forwarded-User", "down"), want{otherErr: store.ErrUnavailable}},
+			request("10.1.2.3:4000", "X-Forwarded-User", "down"), want{otherErr: model.ErrUnavailable}},
 		{"comma-separated audiences with spaces", true, nil, nil,
 			request("10.1.2.3:4000", "X-Forwarded-Audience", " acme , audience:beta,,gamma "), want{kind: KindAudience, id: "audience:acme", audiences: []string{"audience:acme", "audience:beta", "audience:gamma"}}},
 		{"audiences across repeated headers are deduplicated", true, nil, nil,

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/agentauthz/agentauthz/internal/model"
 )
 
 const agentColumns = "id, slug, name, owner_id, status, tool_policy, created_at, updated_at"
@@ -22,19 +24,19 @@ type agentRow struct {
 	UpdatedAt  dbTime  `db:"updated_at"`
 }
 
-func (r agentRow) agent() (Agent, error) {
+func (r agentRow) agent() (model.Agent, error) {
 	tp, err := unmarshalToolPolicy(r.ToolPolicy)
 	if err != nil {
-		return Agent{}, corruptRow(fmt.Sprintf("agent %d tool_policy", r.ID), err)
+		return model.Agent{}, corruptRow(fmt.Sprintf("agent %d tool_policy", r.ID), err)
 	}
-	return Agent{
+	return model.Agent{
 		ID: r.ID, Slug: r.Slug, Name: r.Name, OwnerID: r.OwnerID, Status: r.Status,
 		ToolPolicy: tp, CreatedAt: r.CreatedAt.T, UpdatedAt: r.UpdatedAt.T,
 	}, nil
 }
 
-func agentsFromRows(rows []agentRow) ([]Agent, error) {
-	out := make([]Agent, 0, len(rows))
+func agentsFromRows(rows []agentRow) ([]model.Agent, error) {
+	out := make([]model.Agent, 0, len(rows))
 	for _, r := range rows {
 		a, err := r.agent()
 		if err != nil {
@@ -48,14 +50,14 @@ func agentsFromRows(rows []agentRow) ([]Agent, error) {
 // CreateAgent inserts a and returns it as stored. The id is assigned; an
 // empty Status is active, a zero CreatedAt is now and a zero UpdatedAt is
 // CreatedAt. A missing owner is ErrNotFound, a taken slug ErrConflict.
-func (s *SQL) CreateAgent(ctx context.Context, a Agent) (Agent, error) {
+func (s *SQL) CreateAgent(ctx context.Context, a model.Agent) (model.Agent, error) {
 	op := fmt.Sprintf("create agent %q", a.Slug)
 	tp, err := marshalToolPolicy(a.ToolPolicy)
 	if err != nil {
-		return Agent{}, fmt.Errorf("store: %s: tool policy: %w", op, err)
+		return model.Agent{}, fmt.Errorf("store: %s: tool policy: %w", op, err)
 	}
 	if a.Status == "" {
-		a.Status = StatusActive
+		a.Status = model.StatusActive
 	}
 	created := orNow(a.CreatedAt, s.now)
 	updated := created
@@ -68,34 +70,34 @@ func (s *SQL) CreateAgent(ctx context.Context, a Agent) (Agent, error) {
 		 VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING `+agentColumns),
 		a.Slug, a.Name, a.OwnerID, a.Status, tp, s.timeArg(created), s.timeArg(updated))
 	if isForeignKeyViolation(err) {
-		return Agent{}, fmt.Errorf("store: %s: owner %d: %w", op, a.OwnerID, ErrNotFound)
+		return model.Agent{}, fmt.Errorf("store: %s: owner %d: %w", op, a.OwnerID, model.ErrNotFound)
 	}
 	if err != nil {
-		return Agent{}, dbError(op, err)
+		return model.Agent{}, dbError(op, err)
 	}
 	return r.agent()
 }
 
 // GetAgent returns the agent with id.
-func (s *SQL) GetAgent(ctx context.Context, id int64) (Agent, error) {
+func (s *SQL) GetAgent(ctx context.Context, id int64) (model.Agent, error) {
 	return s.getAgent(ctx, fmt.Sprintf("get agent %d", id), `SELECT `+agentColumns+` FROM agents WHERE id = ?`, id)
 }
 
 // GetAgentBySlug returns the agent with slug.
-func (s *SQL) GetAgentBySlug(ctx context.Context, slug string) (Agent, error) {
+func (s *SQL) GetAgentBySlug(ctx context.Context, slug string) (model.Agent, error) {
 	return s.getAgent(ctx, fmt.Sprintf("get agent %q", slug), `SELECT `+agentColumns+` FROM agents WHERE slug = ?`, slug)
 }
 
-func (s *SQL) getAgent(ctx context.Context, op, query string, arg any) (Agent, error) {
+func (s *SQL) getAgent(ctx context.Context, op, query string, arg any) (model.Agent, error) {
 	var r agentRow
 	if err := s.db.GetContext(ctx, &r, s.db.Rebind(query), arg); err != nil {
-		return Agent{}, dbError(op, err)
+		return model.Agent{}, dbError(op, err)
 	}
 	return r.agent()
 }
 
 // ListAgents returns the agents q selects, ordered by id.
-func (s *SQL) ListAgents(ctx context.Context, q AgentQuery) ([]Agent, error) {
+func (s *SQL) ListAgents(ctx context.Context, q model.AgentQuery) ([]model.Agent, error) {
 	var where []string
 	var args []any
 	if !q.All {
@@ -108,7 +110,7 @@ func (s *SQL) ListAgents(ctx context.Context, q AgentQuery) ([]Agent, error) {
 			args = append(args, q.OrPrincipals)
 		}
 		if len(either) == 0 {
-			return []Agent{}, nil // no filter and not All: fail closed
+			return []model.Agent{}, nil // no filter and not All: fail closed
 		}
 		where = append(where, "("+strings.Join(either, " OR ")+")")
 	}
@@ -136,7 +138,7 @@ func (s *SQL) ListAgents(ctx context.Context, q AgentQuery) ([]Agent, error) {
 
 // UpdateAgent applies p to the agent with id, sets updated_at to now and
 // returns the result.
-func (s *SQL) UpdateAgent(ctx context.Context, id int64, p AgentPatch) (Agent, error) {
+func (s *SQL) UpdateAgent(ctx context.Context, id int64, p model.AgentPatch) (model.Agent, error) {
 	op := fmt.Sprintf("update agent %d", id)
 	sets := []string{"updated_at = ?"}
 	args := []any{s.timeArg(s.now())}
@@ -152,31 +154,34 @@ func (s *SQL) UpdateAgent(ctx context.Context, id int64, p AgentPatch) (Agent, e
 	case p.ToolPolicy != nil:
 		tp, err := marshalToolPolicy(p.ToolPolicy)
 		if err != nil {
-			return Agent{}, fmt.Errorf("store: %s: tool policy: %w", op, err)
+			return model.Agent{}, fmt.Errorf("store: %s: tool policy: %w", op, err)
 		}
 		sets, args = append(sets, "tool_policy = ?"), append(args, tp)
 	}
 	var r agentRow
 	query := `UPDATE agents SET ` + strings.Join(sets, ", ") + ` WHERE id = ? RETURNING ` + agentColumns
 	if err := s.db.GetContext(ctx, &r, s.db.Rebind(query), append(args, id)...); err != nil {
-		return Agent{}, dbError(op, err)
+		return model.Agent{}, dbError(op, err)
 	}
 	return r.agent()
 }
 
 // DeleteAgent removes the agent, its grants and its tokens in one
 // transaction, and revokes the tokens minted from those tokens on other
-// agents (deleting a token ends it like a revocation). The foreign keys
-// cascade too; deleting explicitly keeps the rule visible and independent
-// of the schema. It returns the ids of the descendants it revoked.
+// agents (deleting a token ends it like a revocation; a descendant whose
+// ancestor is gone never resolves). The foreign keys cascade too; deleting
+// explicitly keeps the rule visible and independent of the schema. It
+// returns the ids of the descendants it revoked.
 func (s *SQL) DeleteAgent(ctx context.Context, id int64) ([]int64, error) {
 	op := fmt.Sprintf("delete agent %d", id)
-	var revoked []int64
+	var own, revoked []int64
+	now := s.now()
 	err := s.inTx(ctx, op, func(tx *sqlx.Tx) error {
+		if err := tx.SelectContext(ctx, &own, tx.Rebind(`SELECT id FROM agent_tokens WHERE agent_id = ?`), id); err != nil {
+			return dbError(op+": tokens", err)
+		}
 		var err error
-		revoked, err = s.revokeDescendants(ctx, tx, op,
-			`SELECT c.id FROM agent_tokens c JOIN agent_tokens p ON c.parent_token_id = p.id WHERE p.agent_id = ?`, id, s.now())
-		if err != nil {
+		if revoked, err = s.revokeBelow(ctx, tx, op, own, now); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, tx.Rebind(`DELETE FROM agent_grants WHERE agent_id = ?`), id); err != nil {
@@ -194,5 +199,10 @@ func (s *SQL) DeleteAgent(ctx context.Context, id int64) ([]int64, error) {
 	if err != nil {
 		return nil, err
 	}
-	return revoked, nil
+	// once more after the commit, for a child a racing mint committed meanwhile
+	late, err := s.revokeBelow(ctx, s.db, op, own, now)
+	if err != nil {
+		return nil, err
+	}
+	return sortedUnion(revoked, late), nil
 }

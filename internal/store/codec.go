@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/agentauthz/agentauthz/internal/model"
 )
 
 // dbTime scans a timestamp column from either dialect: lib/pq yields a
@@ -78,7 +80,7 @@ func unmarshalStrings(s string) ([]string, error) {
 }
 
 // marshalToolPolicy encodes an optional tool policy; nil stays SQL NULL.
-func marshalToolPolicy(p *ToolPolicy) (*string, error) {
+func marshalToolPolicy(p *model.ToolPolicy) (*string, error) {
 	if p == nil {
 		return nil, nil
 	}
@@ -95,11 +97,11 @@ func marshalToolPolicy(p *ToolPolicy) (*string, error) {
 }
 
 // unmarshalToolPolicy decodes a stored tool policy; NULL is nil.
-func unmarshalToolPolicy(s *string) (*ToolPolicy, error) {
+func unmarshalToolPolicy(s *string) (*model.ToolPolicy, error) {
 	if s == nil {
 		return nil, nil
 	}
-	var p ToolPolicy
+	var p model.ToolPolicy
 	if err := json.Unmarshal([]byte(*s), &p); err != nil {
 		return nil, err
 	}
@@ -120,4 +122,23 @@ func unmarshalCapabilities(s *string) (*[]string, error) {
 		return nil, err
 	}
 	return &list, nil
+}
+
+// marshalCapabilities encodes a token capability list for storage: nil stays
+// SQL NULL, a slice becomes a JSON array (a nil slice behind a non-nil
+// pointer is "nothing", "[]", never JSON null).
+func marshalCapabilities(c *[]string) (*string, error) {
+	if c == nil {
+		return nil, nil
+	}
+	caps := *c
+	if caps == nil {
+		caps = []string{}
+	}
+	b, err := json.Marshal(caps)
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	return &s, nil
 }

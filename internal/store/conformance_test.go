@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/store"
 	"github.com/agentauthz/agentauthz/internal/store/pgtest"
 	"github.com/agentauthz/agentauthz/internal/store/storetest"
@@ -18,12 +19,12 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 func TestConformance(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
-		storetest.Run(t, func(t *testing.T) store.Store { return openSQLite(t) })
+		storetest.Run(t, func(t *testing.T) model.Store { return openSQLite(t) })
 	})
 	t.Run("postgres", func(t *testing.T) {
 		t.Parallel()
 		pgtest.URL(t) // skip (or fail under CI) once, not per rule
-		storetest.Run(t, func(t *testing.T) store.Store { return openPostgres(t) })
+		storetest.Run(t, func(t *testing.T) model.Store { return openPostgres(t) })
 	})
 }
 
@@ -39,7 +40,7 @@ func (o ownerRemoving) RemoveOwnerRow(ctx context.Context, userID int64) error {
 }
 
 // openSQLite returns a fresh migrated SQLite store in t's temp dir.
-func openSQLite(t *testing.T) store.Store {
+func openSQLite(t *testing.T) model.Store {
 	path := filepath.Join(t.TempDir(), "agentauthz.db")
 	s := openMigrated(t, "sqlite:"+path)
 	return ownerRemoving{SQL: s, remove: func(ctx context.Context, userID int64) error {
@@ -51,7 +52,7 @@ func openSQLite(t *testing.T) store.Store {
 }
 
 // openPostgres returns a fresh migrated store in its own PostgreSQL database.
-func openPostgres(t *testing.T) store.Store {
+func openPostgres(t *testing.T) model.Store {
 	url := pgtest.NewDatabase(t)
 	s := openMigrated(t, url)
 	return ownerRemoving{SQL: s, remove: func(ctx context.Context, userID int64) error {

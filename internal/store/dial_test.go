@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agentauthz/agentauthz/internal/model"
 )
 
 func TestPostgresConfigConnectTimeout(t *testing.T) {
@@ -90,7 +92,7 @@ func TestOpenGivesUpOnASilentServer(t *testing.T) {
 				s.Close()
 				t.Fatal("Open succeeded against a server that never answers")
 			}
-			if !errors.Is(err, ErrUnavailable) || strings.Contains(err.Error(), "s3cret") {
+			if !errors.Is(err, model.ErrUnavailable) || strings.Contains(err.Error(), "s3cret") {
 				t.Errorf("Open error = %v, want ErrUnavailable without the password", err)
 			}
 			if took < c.min-100*time.Millisecond || took > c.max {

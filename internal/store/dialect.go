@@ -23,10 +23,6 @@ type dialect struct {
 	timeArg func(time.Time) any
 	// maxOpenConns bounds the connection pool; 0 leaves it unbounded.
 	maxOpenConns int
-	// shareLock ends a SELECT that must hold its rows against concurrent
-	// writers until the transaction ends. SQLite needs none: its
-	// transactions take the one write lock when they begin.
-	shareLock string
 }
 
 var postgresDialect = dialect{
@@ -38,7 +34,6 @@ var postgresDialect = dialect{
 	// A few dozen connections per replica is plenty; the server is the
 	// shared resource.
 	maxOpenConns: 32,
-	shareLock:    " FOR SHARE",
 }
 
 var sqliteDialect = dialect{

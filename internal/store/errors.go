@@ -10,6 +10,8 @@ import (
 	"github.com/lib/pq/pqerror"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/agentauthz/agentauthz/internal/model"
 )
 
 // Database errors are matched by code, never by message: *pq.Error carries a
@@ -76,22 +78,22 @@ func dbError(op string, err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("store: %s: %w", op, ErrNotFound)
+		return fmt.Errorf("store: %s: %w", op, model.ErrNotFound)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("store: %s: %w: %w", op, ErrUnavailable, err)
+		return fmt.Errorf("store: %s: %w: %w", op, model.ErrUnavailable, err)
 	case isUniqueViolation(err):
-		return fmt.Errorf("store: %s: %w", op, ErrConflict)
+		return fmt.Errorf("store: %s: %w", op, model.ErrConflict)
 	case isForeignKeyViolation(err):
-		return fmt.Errorf("store: %s: referenced record: %w", op, ErrNotFound)
+		return fmt.Errorf("store: %s: referenced record: %w", op, model.ErrNotFound)
 	case isCheckViolation(err):
-		return fmt.Errorf("store: %s: %w", op, ErrInvalid)
+		return fmt.Errorf("store: %s: %w", op, model.ErrInvalid)
 	default:
-		return fmt.Errorf("store: %s: %w: %v", op, ErrUnavailable, err)
+		return fmt.Errorf("store: %s: %w: %v", op, model.ErrUnavailable, err)
 	}
 }
 
 // corruptRow reports a stored value the store cannot decode; it is not the
 // caller's fault, so it is ErrUnavailable.
 func corruptRow(what string, err error) error {
-	return fmt.Errorf("store: %s: %w: undecodable stored value: %v", what, ErrUnavailable, err)
+	return fmt.Errorf("store: %s: %w: undecodable stored value: %v", what, model.ErrUnavailable, err)
 }

@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/agentauthz/agentauthz/internal/model"
 )
 
 const grantColumns = "agent_id, principal, role, granted_at"
@@ -22,12 +24,12 @@ type grantRow struct {
 	GrantedAt dbTime `db:"granted_at"`
 }
 
-func (r grantRow) grant() Grant {
-	return Grant{AgentID: r.AgentID, Principal: r.Principal, Role: r.Role, GrantedAt: r.GrantedAt.T}
+func (r grantRow) grant() model.Grant {
+	return model.Grant{AgentID: r.AgentID, Principal: r.Principal, Role: r.Role, GrantedAt: r.GrantedAt.T}
 }
 
-func grantsFromRows(rows []grantRow) []Grant {
-	out := make([]Grant, 0, len(rows))
+func grantsFromRows(rows []grantRow) []model.Grant {
+	out := make([]model.Grant, 0, len(rows))
 	for _, r := range rows {
 		out = append(out, r.grant())
 	}
@@ -37,7 +39,7 @@ func grantsFromRows(rows []grantRow) []Grant {
 // PutGrant creates or replaces the grant for (agent, principal) and reports
 // whether it was created. A replaced grant takes the new role and
 // granted_at (now when zero). A missing agent is ErrNotFound.
-func (s *SQL) PutGrant(ctx context.Context, g Grant) (Grant, bool, error) {
+func (s *SQL) PutGrant(ctx context.Context, g model.Grant) (model.Grant, bool, error) {
 	op := fmt.Sprintf("put grant %q on agent %d", g.Principal, g.AgentID)
 	g.GrantedAt = orNow(g.GrantedAt, s.now)
 	at := s.timeArg(g.GrantedAt)
@@ -50,13 +52,13 @@ func (s *SQL) PutGrant(ctx context.Context, g Grant) (Grant, bool, error) {
 			 ON CONFLICT (agent_id, principal) DO NOTHING`),
 			g.AgentID, g.Principal, g.Role, at)
 		if isForeignKeyViolation(err) {
-			return Grant{}, false, fmt.Errorf("store: %s: agent %d: %w", op, g.AgentID, ErrNotFound)
+			return model.Grant{}, false, fmt.Errorf("store: %s: agent %d: %w", op, g.AgentID, model.ErrNotFound)
 		}
 		if err != nil {
-			return Grant{}, false, dbError(op, err)
+			return model.Grant{}, false, dbError(op, err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return Grant{}, false, dbError(op, err)
+			return model.Grant{}, false, dbError(op, err)
 		} else if n == 1 {
 			return g, true, nil
 		}
@@ -64,15 +66,15 @@ func (s *SQL) PutGrant(ctx context.Context, g Grant) (Grant, bool, error) {
 			`UPDATE agent_grants SET role = ?, granted_at = ? WHERE agent_id = ? AND principal = ?`),
 			g.Role, at, g.AgentID, g.Principal)
 		if err != nil {
-			return Grant{}, false, dbError(op, err)
+			return model.Grant{}, false, dbError(op, err)
 		}
 		if n, err := res.RowsAffected(); err != nil {
-			return Grant{}, false, dbError(op, err)
+			return model.Grant{}, false, dbError(op, err)
 		} else if n == 1 {
 			return g, false, nil
 		}
 	}
-	return Grant{}, false, fmt.Errorf("store: %s: %w: grant kept changing under concurrent writers", op, ErrConflict)
+	return model.Grant{}, false, fmt.Errorf("store: %s: %w: grant kept changing under concurrent writers", op, model.ErrConflict)
 }
 
 // DeleteGrant removes the grant for (agent, principal); ErrNotFound if there
@@ -88,7 +90,7 @@ func (s *SQL) DeleteGrant(ctx context.Context, agentID int64, principal string) 
 
 // ListGrants returns the agent's grants ordered by principal. An unknown
 // agent has no grants.
-func (s *SQL) ListGrants(ctx context.Context, agentID int64) ([]Grant, error) {
+func (s *SQL) ListGrants(ctx context.Context, agentID int64) ([]model.Grant, error) {
 	var rows []grantRow
 	err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT `+grantColumns+` FROM agent_grants WHERE agent_id = ? ORDER BY principal`), agentID)
 	if err != nil {
@@ -100,8 +102,8 @@ func (s *SQL) ListGrants(ctx context.Context, agentID int64) ([]Grant, error) {
 // GrantsFor returns the grants on the given agents whose principal is one of
 // principals, ordered by agent and principal. Either list empty means no
 // grants, without a query.
-func (s *SQL) GrantsFor(ctx context.Context, agentIDs []int64, principals []string) ([]Grant, error) {
-	out := []Grant{}
+func (s *SQL) GrantsFor(ctx context.Context, agentIDs []int64, principals []string) ([]model.Grant, error) {
+	out := []model.Grant{}
 	if len(agentIDs) == 0 || len(principals) == 0 {
 		return out, nil
 	}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/agentauthz/agentauthz/internal/model"
 )
 
 // SQL is the one sqlx implementation of Store, serving PostgreSQL and
@@ -28,7 +30,7 @@ type SQL struct {
 	resolve   atomic.Pointer[sqlx.Stmt]
 }
 
-var _ Store = (*SQL)(nil)
+var _ model.Store = (*SQL)(nil)
 
 // sqlitePragmas are appended to every SQLite DSN: enforce foreign keys, use
 // WAL so readers never block the writer, wait up to 5s for another
@@ -57,7 +59,7 @@ func Open(ctx context.Context, rawURL string) (*SQL, error) {
 		sqlDB, err = sql.Open(d.driver, dsn)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w: %s", redacted, ErrUnavailable, scrubPassword(err, rawURL))
+		return nil, fmt.Errorf("store: open %s: %w: %s", redacted, model.ErrUnavailable, scrubPassword(err, rawURL))
 	}
 	if d.maxOpenConns > 0 {
 		sqlDB.SetMaxOpenConns(d.maxOpenConns)
@@ -66,7 +68,7 @@ func Open(ctx context.Context, rawURL string) (*SQL, error) {
 	s := &SQL{db: sqlx.NewDb(sqlDB, d.bindName), d: d, url: redacted, now: time.Now}
 	if err := s.db.PingContext(ctx); err != nil {
 		_ = sqlDB.Close()
-		return nil, fmt.Errorf("store: open %s: %w: %s", redacted, ErrUnavailable, scrubPassword(err, rawURL))
+		return nil, fmt.Errorf("store: open %s: %w: %s", redacted, model.ErrUnavailable, scrubPassword(err, rawURL))
 	}
 	return s, nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/store"
 	"github.com/agentauthz/agentauthz/internal/store/pgtest"
 )
@@ -45,8 +46,8 @@ func TestOpenRejectsBadURLs(t *testing.T) {
 		{"unknown scheme", "mysql://app:s3cret@db/agentauthz", nil},
 		{"sqlite URL without a file", "sqlite:", nil},
 		{"postgres URL that does not parse", "postgres://app:s3cret@db:bad port/x", nil},
-		{"unreachable postgres", "postgres://app:s3cret@127.0.0.1:1/agentauthz?sslmode=disable&connect_timeout=2", store.ErrUnavailable},
-		{"sqlite file in a missing directory", "sqlite:" + filepath.Join(t.TempDir(), "missing", "x.db"), store.ErrUnavailable},
+		{"unreachable postgres", "postgres://app:s3cret@127.0.0.1:1/agentauthz?sslmode=disable&connect_timeout=2", model.ErrUnavailable},
+		{"sqlite file in a missing directory", "sqlite:" + filepath.Join(t.TempDir(), "missing", "x.db"), model.ErrUnavailable},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -119,7 +120,7 @@ func TestConcurrentMigrationsOnPostgresAgree(t *testing.T) {
 			t.Errorf("replica %d Migrate: %v", i, err)
 		}
 	}
-	if _, err := stores[0].CreateUser(t.Context(), store.User{Login: "ada"}); err != nil {
+	if _, err := stores[0].CreateUser(t.Context(), model.User{Login: "ada"}); err != nil {
 		t.Errorf("CreateUser after concurrent migrations: %v", err)
 	}
 }

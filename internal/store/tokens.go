@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/agentauthz/agentauthz/internal/model"
 )
 
 const tokenColumns = "id, agent_id, token_hash, token_prefix, label, capabilities, last_used_at, expires_at, created_at, revoked_at, parent_token_id"
@@ -26,12 +28,12 @@ type tokenRow struct {
 	ParentID     *int64  `db:"parent_token_id"`
 }
 
-func (r tokenRow) token() (Token, error) {
+func (r tokenRow) token() (model.Token, error) {
 	caps, err := unmarshalCapabilities(r.Capabilities)
 	if err != nil {
-		return Token{}, corruptRow(fmt.Sprintf("token %d capabilities", r.ID), err)
+		return model.Token{}, corruptRow(fmt.Sprintf("token %d capabilities", r.ID), err)
 	}
-	return Token{
+	return model.Token{
 		ID: r.ID, AgentID: r.AgentID, Hash: r.Hash, Prefix: r.Prefix, Label: r.Label,
 		Capabilities: caps, LastUsedAt: r.LastUsedAt.ptr(), ExpiresAt: r.ExpiresAt.ptr(),
 		CreatedAt: r.CreatedAt.T, RevokedAt: r.RevokedAt.ptr(), ParentID: r.ParentID,
@@ -40,27 +42,35 @@ func (r tokenRow) token() (Token, error) {
 
 // CreateToken inserts t and returns it as stored. The id is assigned and a
 // zero CreatedAt is now. A missing agent is ErrNotFound, a hash already
-// stored ErrConflict. A child token (ParentID set) is inserted only while
-// its parent is live: the parent row is locked first, so a revocation
-// racing the mint either sees the child (and revokes it) or makes the mint
-// fail with ErrParentRevoked.
-func (s *SQL) CreateToken(ctx context.Context, t Token) (Token, error) {
+// stored ErrConflict. A child token (ParentID set) under a revoked parent
+// is ErrParentRevoked; a revocation racing the mint is settled when the
+// child is resolved (its lineage has ended).
+func (s *SQL) CreateToken(ctx context.Context, t model.Token) (model.Token, error) {
 	op := fmt.Sprintf("create token for agent %d", t.AgentID)
-	caps, err := MarshalCapabilities(t.Capabilities)
+	caps, err := marshalCapabilities(t.Capabilities)
 	if err != nil {
-		return Token{}, fmt.Errorf("store: %s: capabilities: %w", op, err)
+		return model.Token{}, fmt.Errorf("store: %s: capabilities: %w", op, err)
 	}
 	var r tokenRow
 	err = s.inTx(ctx, op, func(tx *sqlx.Tx) error {
 		if t.ParentID != nil {
+			// A friendly refusal only: a revocation racing this mint is
+			// settled at resolution, which refuses a token whose lineage
+			// has ended.
 			var live []int64
 			err := tx.SelectContext(ctx, &live, tx.Rebind(
-				`SELECT id FROM agent_tokens WHERE id = ? AND revoked_at IS NULL`+s.d.shareLock), *t.ParentID)
+				`SELECT id FROM agent_tokens WHERE id = ? AND revoked_at IS NULL`), *t.ParentID)
 			if err != nil {
 				return dbError(op+": parent", err)
 			}
-			if len(live) == 0 {
-				return fmt.Errorf("store: %s: parent token %d: %w", op, *t.ParentID, ErrParentRevoked)
+			ended := len(live) == 0
+			if !ended {
+				if ended, err = s.lineageEnded(ctx, tx, *t.ParentID); err != nil {
+					return err
+				}
+			}
+			if ended {
+				return fmt.Errorf("store: %s: parent token %d: %w", op, *t.ParentID, model.ErrParentRevoked)
 			}
 		}
 		err := tx.GetContext(ctx, &r, tx.Rebind(
@@ -69,7 +79,7 @@ func (s *SQL) CreateToken(ctx context.Context, t Token) (Token, error) {
 			t.AgentID, t.Hash, t.Prefix, t.Label, caps, s.nullTimeArg(t.LastUsedAt), s.nullTimeArg(t.ExpiresAt),
 			s.timeArg(orNow(t.CreatedAt, s.now)), s.nullTimeArg(t.RevokedAt), t.ParentID)
 		if isForeignKeyViolation(err) {
-			return fmt.Errorf("store: %s: agent %d: %w", op, t.AgentID, ErrNotFound)
+			return fmt.Errorf("store: %s: agent %d: %w", op, t.AgentID, model.ErrNotFound)
 		}
 		if err != nil {
 			return dbError(op, err)
@@ -77,20 +87,20 @@ func (s *SQL) CreateToken(ctx context.Context, t Token) (Token, error) {
 		return nil
 	})
 	if err != nil {
-		return Token{}, err
+		return model.Token{}, err
 	}
 	return r.token()
 }
 
 // ListTokens returns the agent's tokens, revoked ones included, ordered by
 // id. An unknown agent has no tokens.
-func (s *SQL) ListTokens(ctx context.Context, agentID int64) ([]Token, error) {
+func (s *SQL) ListTokens(ctx context.Context, agentID int64) ([]model.Token, error) {
 	var rows []tokenRow
 	err := s.db.SelectContext(ctx, &rows, s.db.Rebind(`SELECT `+tokenColumns+` FROM agent_tokens WHERE agent_id = ? ORDER BY id`), agentID)
 	if err != nil {
 		return nil, dbError(fmt.Sprintf("list tokens of agent %d", agentID), err)
 	}
-	out := make([]Token, 0, len(rows))
+	out := make([]model.Token, 0, len(rows))
 	for _, r := range rows {
 		t, err := r.token()
 		if err != nil {
@@ -102,10 +112,12 @@ func (s *SQL) ListTokens(ctx context.Context, agentID int64) ([]Token, error) {
 }
 
 // RevokeToken sets revoked_at on the token if it belongs to agentID
-// (ErrNotFound otherwise), then on every token minted from it, transitively,
-// in the same transaction. Revoking a revoked token keeps the first
-// revoked_at and succeeds (and still sweeps its descendants).
-func (s *SQL) RevokeToken(ctx context.Context, agentID, tokenID int64, at time.Time) (Token, []int64, error) {
+// (ErrNotFound otherwise), then on every token minted from it, transitively.
+// Revoking a revoked token keeps the first revoked_at and succeeds (and
+// still sweeps its descendants). The sweep runs once more after the commit,
+// for a child a racing mint committed meanwhile; a child committed later
+// never resolves anyway (its lineage has ended).
+func (s *SQL) RevokeToken(ctx context.Context, agentID, tokenID int64, at time.Time) (model.Token, []int64, error) {
 	op := fmt.Sprintf("revoke token %d of agent %d", tokenID, agentID)
 	var (
 		r           tokenRow
@@ -118,55 +130,49 @@ func (s *SQL) RevokeToken(ctx context.Context, agentID, tokenID int64, at time.T
 		if err != nil {
 			return dbError(op, err)
 		}
-		descendants, err = s.revokeDescendants(ctx, tx, op, `SELECT id FROM agent_tokens WHERE parent_token_id = ?`, tokenID, at)
+		descendants, err = s.revokeBelow(ctx, tx, op, []int64{tokenID}, at)
 		return err
 	})
 	if err != nil {
-		return Token{}, nil, err
+		return model.Token{}, nil, err
+	}
+	late, err := s.revokeBelow(ctx, s.db, op, []int64{tokenID}, at)
+	if err != nil {
+		return model.Token{}, nil, err
 	}
 	t, err := r.token()
-	return t, descendants, err
+	return t, sortedUnion(descendants, late), err
 }
 
-// revokeDescendants revokes every token below the roots that rootsQuery
-// (one "?" parameter, arg) selects as first-generation children, and
-// returns their ids in ascending order.
-func (s *SQL) revokeDescendants(ctx context.Context, tx *sqlx.Tx, op, rootsQuery string, arg any, at time.Time) ([]int64, error) {
-	var ids []int64
-	err := tx.SelectContext(ctx, &ids, tx.Rebind(
-		`WITH RECURSIVE tree(id) AS (`+rootsQuery+`
+// revokeBelow marks every live token below roots (their children, and
+// theirs, transitively) revoked at at, and returns their ids in ascending
+// order. It is the audit trail and the eviction list of a revocation; the
+// guarantee that no descendant resolves is resolveLineage's.
+func (s *SQL) revokeBelow(ctx context.Context, q sqlx.ExtContext, op string, roots []int64, at time.Time) ([]int64, error) {
+	if len(roots) == 0 {
+		return nil, nil
+	}
+	query, args, err := sqlx.In(
+		`WITH RECURSIVE tree(id) AS (
+		   SELECT id FROM agent_tokens WHERE parent_token_id IN (?)
 		   UNION SELECT t.id FROM agent_tokens t JOIN tree ON t.parent_token_id = tree.id)
-		 UPDATE agent_tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id IN (SELECT id FROM tree) RETURNING id`),
-		arg, s.timeArg(at))
+		 UPDATE agent_tokens SET revoked_at = ? WHERE id IN (SELECT id FROM tree) AND revoked_at IS NULL RETURNING id`,
+		roots, s.timeArg(at))
 	if err != nil {
+		return nil, fmt.Errorf("store: %s: descendants: %w", op, err)
+	}
+	var ids []int64
+	if err := sqlx.SelectContext(ctx, q, &ids, q.Rebind(query), args...); err != nil {
 		return nil, dbError(op+": descendants", err)
 	}
 	slices.Sort(ids)
 	return ids, nil
 }
 
-// RevokeAllTokens revokes every live token of the agent and reports how
-// many it revoked. An unknown agent is ErrNotFound.
-func (s *SQL) RevokeAllTokens(ctx context.Context, agentID int64, at time.Time) (int, error) {
-	op := fmt.Sprintf("revoke tokens of agent %d", agentID)
-	var n int64
-	err := s.inTx(ctx, op, func(tx *sqlx.Tx) error {
-		var one int
-		if err := tx.GetContext(ctx, &one, tx.Rebind(`SELECT 1 FROM agents WHERE id = ?`), agentID); err != nil {
-			return dbError(op, err)
-		}
-		res, err := tx.ExecContext(ctx, tx.Rebind(
-			`UPDATE agent_tokens SET revoked_at = ? WHERE agent_id = ? AND revoked_at IS NULL`),
-			s.timeArg(at), agentID)
-		if err != nil {
-			return dbError(op, err)
-		}
-		if n, err = res.RowsAffected(); err != nil {
-			return dbError(op, err)
-		}
-		return nil
-	})
-	return int(n), err
+func sortedUnion(a, b []int64) []int64 {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // resolveQuery is the one indexed lookup behind ResolveTokenHash.
@@ -204,7 +210,7 @@ func (s *SQL) resolveStmt(ctx context.Context) *sqlx.Stmt {
 // ResolveTokenHash is the hot-path lookup: one indexed query by hash
 // returning the token, its agent and the agent's owner (nil if the owner row
 // is missing). It does not judge liveness.
-func (s *SQL) ResolveTokenHash(ctx context.Context, hash string) (Resolved, error) {
+func (s *SQL) ResolveTokenHash(ctx context.Context, hash string) (model.Resolved, error) {
 	var (
 		t       tokenRow
 		a       agentRow
@@ -228,23 +234,71 @@ func (s *SQL) ResolveTokenHash(ctx context.Context, hash string) (Resolved, erro
 		&ownerID, &login, &name, &roles, &status, &created)
 	if err != nil {
 		// The hash is a credential's fingerprint: keep it out of messages.
-		return Resolved{}, dbError("resolve token hash", err)
+		return model.Resolved{}, dbError("resolve token hash", err)
 	}
-	var res Resolved
+	var res model.Resolved
 	if res.Token, err = t.token(); err != nil {
-		return Resolved{}, err
+		return model.Resolved{}, err
 	}
 	if res.Agent, err = a.agent(); err != nil {
-		return Resolved{}, err
+		return model.Resolved{}, err
 	}
 	if ownerID != nil {
 		u, err := userRow{ID: *ownerID, Login: *login, Name: *name, Roles: *roles, Status: *status, CreatedAt: created}.user()
 		if err != nil {
-			return Resolved{}, err
+			return model.Resolved{}, err
 		}
 		res.Owner = &u
 	}
+	if res.Token.ParentID != nil {
+		if res.LineageEnded, err = s.lineageEnded(ctx, s.db, *res.Token.ParentID); err != nil {
+			return model.Resolved{}, err
+		}
+	}
 	return res, nil
+}
+
+// maxLineage bounds the walk up a token's lineage; minting chains are short,
+// and a longer one (or a cycle, which ids ascending make impossible) counts
+// as ended.
+const maxLineage = 64
+
+// lineageEnded walks from parentID up to the first token minted by a user
+// and reports whether any of them is revoked or no longer exists. Only
+// minted tokens pay for it, with one indexed query.
+func (s *SQL) lineageEnded(ctx context.Context, q sqlx.ExtContext, parentID int64) (bool, error) {
+	var rows []struct {
+		ID       int64   `db:"id"`
+		ParentID *int64  `db:"parent_token_id"`
+		Revoked  *string `db:"revoked"`
+	}
+	err := sqlx.SelectContext(ctx, q, &rows, q.Rebind(
+		`WITH RECURSIVE up(id, parent_token_id, revoked, depth) AS (
+		   SELECT id, parent_token_id, CASE WHEN revoked_at IS NULL THEN NULL ELSE 'r' END, 1 FROM agent_tokens WHERE id = ?
+		   UNION ALL
+		   SELECT t.id, t.parent_token_id, CASE WHEN t.revoked_at IS NULL THEN NULL ELSE 'r' END, up.depth + 1
+		     FROM agent_tokens t JOIN up ON t.id = up.parent_token_id WHERE up.depth < ?)
+		 SELECT id, parent_token_id, revoked FROM up`), parentID, maxLineage)
+	if err != nil {
+		return false, dbError("resolve token lineage", err)
+	}
+	found := make(map[int64]bool, len(rows))
+	for _, r := range rows {
+		if r.Revoked != nil {
+			return true, nil
+		}
+		found[r.ID] = true
+	}
+	// every link must be there: a missing row is a deleted ancestor
+	if !found[parentID] {
+		return true, nil
+	}
+	for _, r := range rows {
+		if r.ParentID != nil && !found[*r.ParentID] {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // TouchTokens records last_used_at for many tokens in one transaction with

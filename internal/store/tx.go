@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/agentauthz/agentauthz/internal/model"
 )
 
 // inTx runs fn in a transaction, committing if it returns nil and rolling
@@ -33,7 +35,7 @@ func expectOneRow(op string, res sql.Result) error {
 		return dbError(op, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("store: %s: %w", op, ErrNotFound)
+		return fmt.Errorf("store: %s: %w", op, model.ErrNotFound)
 	}
 	return nil
 }

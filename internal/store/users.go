@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/jmoiron/sqlx"
+
+	"github.com/agentauthz/agentauthz/internal/model"
 )
 
 const userColumns = "id, login, name, roles, status, created_at"
@@ -21,57 +23,57 @@ type userRow struct {
 	CreatedAt dbTime `db:"created_at"`
 }
 
-func (r userRow) user() (User, error) {
+func (r userRow) user() (model.User, error) {
 	roles, err := unmarshalStrings(r.Roles)
 	if err != nil {
-		return User{}, corruptRow(fmt.Sprintf("user %d roles", r.ID), err)
+		return model.User{}, corruptRow(fmt.Sprintf("user %d roles", r.ID), err)
 	}
-	return User{ID: r.ID, Login: r.Login, Name: r.Name, Roles: roles, Status: r.Status, CreatedAt: r.CreatedAt.T}, nil
+	return model.User{ID: r.ID, Login: r.Login, Name: r.Name, Roles: roles, Status: r.Status, CreatedAt: r.CreatedAt.T}, nil
 }
 
 // CreateUser inserts u and returns it as stored. The id is assigned; an
 // empty Status is active and a zero CreatedAt is now.
-func (s *SQL) CreateUser(ctx context.Context, u User) (User, error) {
+func (s *SQL) CreateUser(ctx context.Context, u model.User) (model.User, error) {
 	op := fmt.Sprintf("create user %q", u.Login)
 	roles, err := marshalStrings(u.Roles)
 	if err != nil {
-		return User{}, fmt.Errorf("store: %s: roles: %w", op, err)
+		return model.User{}, fmt.Errorf("store: %s: roles: %w", op, err)
 	}
 	if u.Status == "" {
-		u.Status = StatusActive
+		u.Status = model.StatusActive
 	}
 	var r userRow
 	err = s.db.GetContext(ctx, &r, s.db.Rebind(
 		`INSERT INTO users (login, name, roles, status, created_at) VALUES (?, ?, ?, ?, ?) RETURNING `+userColumns),
 		u.Login, u.Name, roles, u.Status, s.timeArg(orNow(u.CreatedAt, s.now)))
 	if err != nil {
-		return User{}, dbError(op, err)
+		return model.User{}, dbError(op, err)
 	}
 	return r.user()
 }
 
 // GetUser returns the user with id.
-func (s *SQL) GetUser(ctx context.Context, id int64) (User, error) {
+func (s *SQL) GetUser(ctx context.Context, id int64) (model.User, error) {
 	return s.getUser(ctx, fmt.Sprintf("get user %d", id), `SELECT `+userColumns+` FROM users WHERE id = ?`, id)
 }
 
 // GetUserByLogin returns the user with login.
-func (s *SQL) GetUserByLogin(ctx context.Context, login string) (User, error) {
+func (s *SQL) GetUserByLogin(ctx context.Context, login string) (model.User, error) {
 	return s.getUser(ctx, fmt.Sprintf("get user %q", login), `SELECT `+userColumns+` FROM users WHERE login = ?`, login)
 }
 
-func (s *SQL) getUser(ctx context.Context, op, query string, arg any) (User, error) {
+func (s *SQL) getUser(ctx context.Context, op, query string, arg any) (model.User, error) {
 	var r userRow
 	if err := s.db.GetContext(ctx, &r, s.db.Rebind(query), arg); err != nil {
-		return User{}, dbError(op, err)
+		return model.User{}, dbError(op, err)
 	}
 	return r.user()
 }
 
 // GetUsers returns the users with the given ids, ordered by id; ids that
 // do not exist are skipped.
-func (s *SQL) GetUsers(ctx context.Context, ids []int64) ([]User, error) {
-	out := []User{}
+func (s *SQL) GetUsers(ctx context.Context, ids []int64) ([]model.User, error) {
+	out := []model.User{}
 	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
 	for start := 0; start < len(ids); start += inListBatch {
 		batch := ids[start:min(start+inListBatch, len(ids))]
@@ -91,16 +93,16 @@ func (s *SQL) GetUsers(ctx context.Context, ids []int64) ([]User, error) {
 }
 
 // ListUsers returns every user ordered by id.
-func (s *SQL) ListUsers(ctx context.Context) ([]User, error) {
+func (s *SQL) ListUsers(ctx context.Context) ([]model.User, error) {
 	var rows []userRow
 	if err := s.db.SelectContext(ctx, &rows, `SELECT `+userColumns+` FROM users ORDER BY id`); err != nil {
 		return nil, dbError("list users", err)
 	}
-	return appendUsers(make([]User, 0, len(rows)), rows)
+	return appendUsers(make([]model.User, 0, len(rows)), rows)
 }
 
 // appendUsers decodes rows onto out.
-func appendUsers(out []User, rows []userRow) ([]User, error) {
+func appendUsers(out []model.User, rows []userRow) ([]model.User, error) {
 	for _, r := range rows {
 		u, err := r.user()
 		if err != nil {
@@ -112,7 +114,7 @@ func appendUsers(out []User, rows []userRow) ([]User, error) {
 }
 
 // UpdateUser applies p to the user with id and returns the result.
-func (s *SQL) UpdateUser(ctx context.Context, id int64, p UserPatch) (User, error) {
+func (s *SQL) UpdateUser(ctx context.Context, id int64, p model.UserPatch) (model.User, error) {
 	op := fmt.Sprintf("update user %d", id)
 	var sets []string
 	var args []any
@@ -122,7 +124,7 @@ func (s *SQL) UpdateUser(ctx context.Context, id int64, p UserPatch) (User, erro
 	if p.Roles != nil {
 		roles, err := marshalStrings(*p.Roles)
 		if err != nil {
-			return User{}, fmt.Errorf("store: %s: roles: %w", op, err)
+			return model.User{}, fmt.Errorf("store: %s: roles: %w", op, err)
 		}
 		sets, args = append(sets, "roles = ?"), append(args, roles)
 	}
@@ -135,7 +137,7 @@ func (s *SQL) UpdateUser(ctx context.Context, id int64, p UserPatch) (User, erro
 	var r userRow
 	query := `UPDATE users SET ` + strings.Join(sets, ", ") + ` WHERE id = ? RETURNING ` + userColumns
 	if err := s.db.GetContext(ctx, &r, s.db.Rebind(query), append(args, id)...); err != nil {
-		return User{}, dbError(op, err)
+		return model.User{}, dbError(op, err)
 	}
 	return r.user()
 }

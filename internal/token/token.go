@@ -170,6 +170,27 @@ func Claims(prefix, s string) bool {
 	return len(s) > len(prefix) && s[len(prefix)] == '_' && s[:len(prefix)] == prefix
 }
 
+// Verified is a token that Verify accepted: its prefix, slug and the hash it
+// is stored under. Only Verify makes one, so a lookup that takes a Verified
+// never parses again, and never sees the secret itself.
+type Verified struct {
+	Parsed
+	hash string
+}
+
+// Verify parses raw as Parse does and, when it is well formed, hashes it:
+// the one parse of a presented token.
+func Verify(prefix, raw string) (Verified, error) {
+	p, err := Parse(prefix, raw)
+	if err != nil {
+		return Verified{}, err
+	}
+	return Verified{Parsed: p, hash: Hash(raw)}, nil
+}
+
+// Hash is the stored form of the verified token (SHA-256 hex).
+func (v Verified) Hash() string { return v.hash }
+
 // Hash returns the lowercase SHA-256 hex of the whole raw token, the only
 // form in which a token is stored or looked up.
 func Hash(raw string) string {

@@ -111,15 +111,22 @@ func TestReadOnlyTokenCannotEscalateThroughManagement(t *testing.T) {
 			srv.do(t, "DELETE", "/v1/agents/chubes-bot/tokens/"+itoa(self.ID), nil, bearer(self.Token)).want(t, 200)
 			wantInvalidToken(t, srv.do(t, "GET", "/v1/whoami", nil, bearer(self.Token)), "revoked")
 		})
-		t.Run("a token cannot reactivate its agent", func(t *testing.T) {
-			manager := mintCLI(t, db, "acme-bot", `--capabilities=["read","datamachine_manage_agents"]`)
-			srv.do(t, "PATCH", "/v1/agents/acme-bot", map[string]any{"status": "inactive"}, asUser("chubes")).want(t, 200)
-			// its agent is inactive, so the token itself is refused (403)
-			srv.do(t, "PATCH", "/v1/agents/acme-bot", map[string]any{"status": "active"}, bearer(manager.Token)).want(t, http.StatusForbidden)
-			if a := agentOf(t, db, "acme-bot"); a.Status != "inactive" {
-				t.Errorf("acme-bot is %s after a refused reactivation", a.Status)
+		t.Run("an admin grantee may narrow but never widen or reactivate", func(t *testing.T) {
+			// sam holds admin on acme-bot through a grant: the agent's tool
+			// policy and status bind sam as they bind its tokens.
+			srv.do(t, "PUT", "/v1/agents/acme-bot/grants/user:sam", map[string]string{"role": "admin"}, asUser("chubes")).want(t, 200, 201)
+			srv.do(t, "PATCH", "/v1/agents/acme-bot", map[string]any{"tool_policy": map[string]any{"mode": "allow", "tools": []string{"web_search"}}}, asUser("chubes")).want(t, 200)
+			srv.do(t, "PATCH", "/v1/agents/acme-bot", map[string]any{"tool_policy": map[string]any{"mode": "allow", "tools": []string{}}}, asUser("sam")).want(t, 200)
+			wantDenied(t, srv.do(t, "PATCH", "/v1/agents/acme-bot", map[string]any{"tool_policy": nil}, asUser("sam")), "tool_ceiling")
+			srv.do(t, "PATCH", "/v1/agents/acme-bot", map[string]any{"status": "inactive"}, asUser("sam")).want(t, 200)
+			wantDenied(t, srv.do(t, "PATCH", "/v1/agents/acme-bot", map[string]any{"status": "active"}, asUser("sam")), "status_ceiling")
+			if a := agentOf(t, db, "acme-bot"); a.Status != "inactive" || a.ToolPolicy == nil || len(a.ToolPolicy.Tools) != 0 {
+				t.Errorf("acme-bot is %+v after refused changes", a)
 			}
+			// the owner governs its agent: it may do both
+			srv.do(t, "PATCH", "/v1/agents/acme-bot", map[string]any{"status": "active", "tool_policy": nil}, asUser("chubes")).want(t, 200)
 		})
+
 	})
 }
 
@@ -188,6 +195,21 @@ func TestCallerWhoMayNotManageUsersCannotTellWhichLoginsExist(t *testing.T) {
 				unknown := srv.do(t, c.method, c.path("nobody-here"), c.body, c.opts...)
 				if known.status != unknown.status || known.apiError(t).Error.Code != unknown.apiError(t).Error.Code {
 					t.Errorf("existing login: %d %s; missing login: %d %s", known.status, known.body, unknown.status, unknown.body)
+				}
+				if known.status != http.StatusUnauthorized && known.status != http.StatusForbidden {
+					t.Errorf("status %d, want 401 or 403: %s", known.status, known.body)
+				}
+			})
+		}
+		for _, as := range []struct {
+			name string
+			opts []reqOpt
+		}{{"anonymous", nil}, {"sam", []reqOpt{asUser("sam")}}, {"chubes", []reqOpt{asUser("chubes")}}} {
+			t.Run(as.name+" POST /v1/agents for another owner", func(t *testing.T) {
+				known := srv.do(t, "POST", "/v1/agents", map[string]string{"slug": "probe-a", "owner": "carol"}, as.opts...)
+				unknown := srv.do(t, "POST", "/v1/agents", map[string]string{"slug": "probe-b", "owner": "nobody-here"}, as.opts...)
+				if known.status != unknown.status || known.apiError(t).Error.Code != unknown.apiError(t).Error.Code {
+					t.Errorf("existing owner: %d %s; missing owner: %d %s", known.status, known.body, unknown.status, unknown.body)
 				}
 				if known.status != http.StatusUnauthorized && known.status != http.StatusForbidden {
 					t.Errorf("status %d, want 401 or 403: %s", known.status, known.body)

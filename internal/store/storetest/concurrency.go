@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/model"
 )
 
 var concurrencyRules = []rule{
-	{"64 concurrent token creations yield 64 distinct rows", func(t *testing.T, s store.Store) {
+	{"64 concurrent token creations yield 64 distinct rows", func(t *testing.T, s model.Store) {
 		const n = 64
 		owner := mustUser(t, s, "ada")
 		a := mustAgent(t, s, owner.ID, "bot")
@@ -21,7 +21,7 @@ var concurrencyRules = []rule{
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() {
-				tok, err := s.CreateToken(c, store.Token{AgentID: a.ID, Hash: hash(fmt.Sprint("tok", i)), Label: fmt.Sprint(i)})
+				tok, err := s.CreateToken(c, model.Token{AgentID: a.ID, Hash: hash(fmt.Sprint("tok", i)), Label: fmt.Sprint(i)})
 				ids[i], errs[i] = tok.ID, err
 			})
 		}
@@ -43,7 +43,55 @@ var concurrencyRules = []rule{
 			equal(t, fmt.Sprint("id of token ", i), r.Token.ID, ids[i])
 		}
 	}},
-	{"revoke racing with resolve: no resolve returns a live token after revoke returned", func(t *testing.T, s store.Store) {
+	{"mints racing a revocation: nothing minted under the revoked root resolves live", func(t *testing.T, s model.Store) {
+		// Minters keep extending chains under the root (each mints under
+		// what it minted last) while the root is revoked: whatever they
+		// managed to insert must be marked revoked or resolve as ended.
+		const minters, maxMints = 6, 200
+		owner := mustUser(t, s, "ada")
+		a := mustAgent(t, s, owner.ID, "bot")
+		root := mustToken(t, s, a.ID, "root")
+		c := ctx(t)
+		var started sync.WaitGroup
+		started.Add(minters)
+		var wg sync.WaitGroup
+		var seq atomic.Int64
+		for m := range minters {
+			wg.Go(func() {
+				parent := root.ID
+				for i := range maxMints {
+					tok, err := s.CreateToken(c, model.Token{AgentID: a.ID, Hash: hash(fmt.Sprint("m", m, "-", seq.Add(1))), Label: "child", ParentID: &parent})
+					if i == 0 {
+						started.Done()
+					}
+					if err != nil {
+						if i == 0 {
+							t.Errorf("the first mint failed: %v", err)
+						}
+						return // the lineage was revoked under us: stop
+					}
+					parent = tok.ID
+				}
+			})
+		}
+		started.Wait()
+		_, _, err := s.RevokeToken(c, a.ID, root.ID, at(0))
+		noErr(t, "RevokeToken", err)
+		wg.Wait()
+		list, err := s.ListTokens(c, a.ID)
+		noErr(t, "ListTokens", err)
+		if len(list) < 1+minters {
+			t.Fatalf("only %d tokens: the minters never raced the revocation", len(list))
+		}
+		for _, tok := range list {
+			r, err := s.ResolveTokenHash(c, tok.Hash)
+			noErr(t, "ResolveTokenHash", err)
+			if r.Token.RevokedAt == nil && !r.LineageEnded {
+				t.Errorf("token %d (parent %v) minted under the revoked root resolves live", tok.ID, tok.ParentID)
+			}
+		}
+	}},
+	{"revoke racing with resolve: no resolve returns a live token after revoke returned", func(t *testing.T, s model.Store) {
 		const resolvers, afterRevoke = 8, 25
 		owner := mustUser(t, s, "ada")
 		a := mustAgent(t, s, owner.ID, "bot")
@@ -96,7 +144,7 @@ var concurrencyRules = []rule{
 			t.Errorf("%d resolves that started after RevokeToken returned saw a live token", n)
 		}
 	}},
-	{"concurrent grants to one principal leave one grant", func(t *testing.T, s store.Store) {
+	{"concurrent grants to one principal leave one grant", func(t *testing.T, s model.Store) {
 		const n = 16
 		owner := mustUser(t, s, "ada")
 		a := mustAgent(t, s, owner.ID, "bot")
@@ -106,7 +154,7 @@ var concurrencyRules = []rule{
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() {
-				_, ok, err := s.PutGrant(c, store.Grant{AgentID: a.ID, Principal: "user:9", Role: "viewer"})
+				_, ok, err := s.PutGrant(c, model.Grant{AgentID: a.ID, Principal: "user:9", Role: "viewer"})
 				errs[i] = err
 				if ok {
 					created.Add(1)

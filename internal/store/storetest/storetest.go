@@ -1,4 +1,4 @@
-// Package storetest is the one conformance suite every store.Store must
+// Package storetest is the one conformance suite every model.Store must
 // pass. Each rule is a named subtest that gets a fresh, migrated store.
 package storetest
 
@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/model"
 )
 
 // OwnerRemover is implemented by stores under test that can delete a user
@@ -25,12 +25,12 @@ type OwnerRemover interface {
 // rule is one named conformance case.
 type rule struct {
 	name string
-	run  func(t *testing.T, s store.Store)
+	run  func(t *testing.T, s model.Store)
 }
 
 // Run runs every rule against stores made by open, which must return a
 // fresh, migrated, empty store for each call and close it when t ends.
-func Run(t *testing.T, open func(t *testing.T) store.Store) {
+func Run(t *testing.T, open func(t *testing.T) model.Store) {
 	groups := []struct {
 		name  string
 		rules []rule
@@ -63,9 +63,6 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-// ts is a timestamp as stores keep it: UTC, microsecond precision.
-func ts(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
-
 // at returns a fixed UTC timestamp offset by d, with sub-second digits.
 func at(d time.Duration) time.Time {
 	return time.Date(2025, 3, 14, 15, 9, 26, 535897000, time.UTC).Add(d)
@@ -79,45 +76,45 @@ func hash(seed string) string {
 
 func ptr[T any](v T) *T { return &v }
 
-func mustUser(t *testing.T, s store.Store, login string) store.User {
+func mustUser(t *testing.T, s model.Store, login string) model.User {
 	t.Helper()
-	u, err := s.CreateUser(ctx(t), store.User{Login: login, Name: login, Roles: []string{"editor"}})
+	u, err := s.CreateUser(ctx(t), model.User{Login: login, Name: login, Roles: []string{"editor"}})
 	if err != nil {
 		t.Fatalf("CreateUser(%q): %v", login, err)
 	}
 	return u
 }
 
-func mustAgent(t *testing.T, s store.Store, owner int64, slug string) store.Agent {
+func mustAgent(t *testing.T, s model.Store, owner int64, slug string) model.Agent {
 	t.Helper()
-	a, err := s.CreateAgent(ctx(t), store.Agent{Slug: slug, Name: slug, OwnerID: owner})
+	a, err := s.CreateAgent(ctx(t), model.Agent{Slug: slug, Name: slug, OwnerID: owner})
 	if err != nil {
 		t.Fatalf("CreateAgent(%q): %v", slug, err)
 	}
 	return a
 }
 
-func mustToken(t *testing.T, s store.Store, agentID int64, seed string) store.Token {
+func mustToken(t *testing.T, s model.Store, agentID int64, seed string) model.Token {
 	t.Helper()
-	tok, err := s.CreateToken(ctx(t), store.Token{AgentID: agentID, Hash: hash(seed), Prefix: seed[:min(4, len(seed))], Label: seed})
+	tok, err := s.CreateToken(ctx(t), model.Token{AgentID: agentID, Hash: hash(seed), Prefix: seed[:min(4, len(seed))], Label: seed})
 	if err != nil {
 		t.Fatalf("CreateToken(%q): %v", seed, err)
 	}
 	return tok
 }
 
-func mustChild(t *testing.T, s store.Store, agentID int64, seed string, parent int64) store.Token {
+func mustChild(t *testing.T, s model.Store, agentID int64, seed string, parent int64) model.Token {
 	t.Helper()
-	tok, err := s.CreateToken(ctx(t), store.Token{AgentID: agentID, Hash: hash(seed), Prefix: seed[:min(4, len(seed))], Label: seed, ParentID: &parent})
+	tok, err := s.CreateToken(ctx(t), model.Token{AgentID: agentID, Hash: hash(seed), Prefix: seed[:min(4, len(seed))], Label: seed, ParentID: &parent})
 	if err != nil {
 		t.Fatalf("CreateToken(%q, parent %d): %v", seed, parent, err)
 	}
 	return tok
 }
 
-func mustGrant(t *testing.T, s store.Store, agentID int64, principal, role string) store.Grant {
+func mustGrant(t *testing.T, s model.Store, agentID int64, principal, role string) model.Grant {
 	t.Helper()
-	g, _, err := s.PutGrant(ctx(t), store.Grant{AgentID: agentID, Principal: principal, Role: role})
+	g, _, err := s.PutGrant(ctx(t), model.Grant{AgentID: agentID, Principal: principal, Role: role})
 	if err != nil {
 		t.Fatalf("PutGrant(%d, %q): %v", agentID, principal, err)
 	}
@@ -149,7 +146,7 @@ func noErr(t *testing.T, what string, err error) {
 }
 
 // ids lists the ids of agents.
-func agentIDs(agents []store.Agent) []int64 {
+func agentIDs(agents []model.Agent) []int64 {
 	out := []int64{}
 	for _, a := range agents {
 		out = append(out, a.ID)

@@ -6,21 +6,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentauthz/agentauthz/internal/store"
+	"github.com/agentauthz/agentauthz/internal/model"
 )
 
 var timeRules = []rule{
-	{"timestamps round-trip in UTC to the microsecond", func(t *testing.T, s store.Store) {
+	{"timestamps round-trip in UTC to the microsecond", func(t *testing.T, s model.Store) {
 		zone := time.FixedZone("IST", 5*3600+1800)
 		in := time.Date(2031, 7, 4, 23, 59, 58, 123456789, zone)
 		want := time.Date(2031, 7, 4, 18, 29, 58, 123456000, time.UTC)
-		u, err := s.CreateUser(ctx(t), store.User{Login: "ada", CreatedAt: in})
+		u, err := s.CreateUser(ctx(t), model.User{Login: "ada", CreatedAt: in})
 		noErr(t, "CreateUser", err)
-		a, err := s.CreateAgent(ctx(t), store.Agent{Slug: "bot", OwnerID: u.ID, CreatedAt: in, UpdatedAt: in})
+		a, err := s.CreateAgent(ctx(t), model.Agent{Slug: "bot", OwnerID: u.ID, CreatedAt: in, UpdatedAt: in})
 		noErr(t, "CreateAgent", err)
-		tok, err := s.CreateToken(ctx(t), store.Token{AgentID: a.ID, Hash: hash("t"), CreatedAt: in, ExpiresAt: &in, LastUsedAt: &in, RevokedAt: &in})
+		tok, err := s.CreateToken(ctx(t), model.Token{AgentID: a.ID, Hash: hash("t"), CreatedAt: in, ExpiresAt: &in, LastUsedAt: &in, RevokedAt: &in})
 		noErr(t, "CreateToken", err)
-		g, _, err := s.PutGrant(ctx(t), store.Grant{AgentID: a.ID, Principal: "user:9", Role: "viewer", GrantedAt: in})
+		g, _, err := s.PutGrant(ctx(t), model.Grant{AgentID: a.ID, Principal: "user:9", Role: "viewer", GrantedAt: in})
 		noErr(t, "PutGrant", err)
 		r, err := s.ResolveTokenHash(ctx(t), hash("t"))
 		noErr(t, "ResolveTokenHash", err)
@@ -45,7 +45,7 @@ var timeRules = []rule{
 			}
 		}
 	}},
-	{"zero timestamps default to now", func(t *testing.T, s store.Store) {
+	{"zero timestamps default to now", func(t *testing.T, s model.Store) {
 		before := time.Now().Add(-time.Second)
 		u := mustUser(t, s, "ada")
 		a := mustAgent(t, s, u.ID, "bot")
@@ -64,14 +64,14 @@ var timeRules = []rule{
 			t.Errorf("optional token times set: %+v", tok)
 		}
 	}},
-	{"a cancelled context is unavailable", func(t *testing.T, s store.Store) {
+	{"a cancelled context is unavailable", func(t *testing.T, s model.Store) {
 		c, cancel := context.WithCancel(context.Background())
 		cancel()
 		_, err := s.ListUsers(c)
-		isErr(t, "ListUsers", err, store.ErrUnavailable)
+		isErr(t, "ListUsers", err, model.ErrUnavailable)
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("ListUsers error %v does not wrap context.Canceled", err)
 		}
-		isErr(t, "Ping", s.Ping(c), store.ErrUnavailable)
+		isErr(t, "Ping", s.Ping(c), model.ErrUnavailable)
 	}},
 }
