@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -18,7 +17,6 @@ import (
 	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/policy"
 	"github.com/agentauthz/agentauthz/internal/principal"
-	"github.com/agentauthz/agentauthz/internal/store"
 )
 
 // The escalation property: through any management ability, no caller can
@@ -193,14 +191,7 @@ func isDomainError(err error) bool {
 func newEscWorld(t *testing.T, eng *policy.Engine, cfg bundleConfig, rng *rand.Rand) *escWorld {
 	t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "esc.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := openSQLite(t)
 	w := &escWorld{
 		svc: authz.New(st, eng, nil, authz.Config{Now: func() time.Time { return escNow }, Logger: slog.New(slog.DiscardHandler)}),
 		st:  st, cfg: cfg, tools: escTools,

@@ -102,6 +102,17 @@ type world struct {
 
 func newService(t *testing.T, bundlePath string) (*authz.Service, model.Store, *policy.Engine) {
 	t.Helper()
+	st := openSQLite(t)
+	eng, err := policy.New(context.Background(), policy.Options{BundlePath: bundlePath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return authz.New(st, eng, nil, authz.Config{}), st, eng
+}
+
+// openSQLite opens and migrates a SQLite store of the test's own.
+func openSQLite(t *testing.T) model.Store {
+	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "w.db"))
 	if err != nil {
@@ -111,11 +122,7 @@ func newService(t *testing.T, bundlePath string) (*authz.Service, model.Store, *
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eng, err := policy.New(ctx, policy.Options{BundlePath: bundlePath})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return authz.New(st, eng, nil, authz.Config{}), st, eng
+	return st
 }
 
 // randomWorld seeds users with random roles and statuses, agents with random
