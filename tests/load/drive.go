@@ -21,6 +21,13 @@ type target struct {
 	body func(worker int, i uint64) []byte
 	// ok says whether a 200 answer is the expected decision.
 	ok func(body []byte) bool
+	// Optional, for workloads whose requests differ (the mix): auth gives
+	// the i-th request's bearer token (the header then gets it), check
+	// replaces ok with the i-th request's expected decision, and window is
+	// called as the measured window begins (true) and ends (false).
+	auth   func(worker int, i uint64) string
+	check  func(worker int, i uint64, body []byte) bool
+	window func(begin bool)
 }
 
 // result is one measured run.
@@ -87,10 +94,20 @@ func drive(ctx context.Context, t target, conc int, warmup, duration time.Durati
 			}
 		}(w)
 	}
+	if t.window != nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Until(start)):
+			t.window(true)
+		}
+	}
 	select {
 	case <-ctx.Done():
 		stopped.Store(true)
 	case <-time.After(time.Until(end)):
+	}
+	if t.window != nil && ctx.Err() == nil {
+		t.window(false)
 	}
 	wg.Wait()
 
@@ -116,6 +133,9 @@ func once(client *http.Client, t target, w int, i uint64) error {
 		return err
 	}
 	req.Header = t.header
+	if t.auth != nil {
+		req.Header = http.Header{"Content-Type": t.header["Content-Type"], "Authorization": {"Bearer " + t.auth(w, i)}}
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return err
@@ -128,7 +148,7 @@ func once(client *http.Client, t target, w int, i uint64) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("status %d: %.200s", resp.StatusCode, body)
 	}
-	if !t.ok(body) {
+	if (t.check != nil && !t.check(w, i, body)) || (t.check == nil && !t.ok(body)) {
 		return fmt.Errorf("unexpected decision: %.200s", body)
 	}
 	return nil

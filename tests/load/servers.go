@@ -158,13 +158,13 @@ func (ps *procs) startAgentauthz(ctx context.Context, cfg config, name, dbURL, c
 }
 
 // startOPA runs OPA's own server on the staged bundle and waits for /health.
-func (ps *procs) startOPA(ctx context.Context, cfg config, opaBin, bundleDir string) (*proc, error) {
+func (ps *procs) startOPA(ctx context.Context, cfg config, name, opaBin, bundleDir string) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
 	args := []string{"run", "--server", "--addr", addr, "--log-level", "error", "-b", bundleDir}
-	p, err := ps.start("opa", opaBin, args, serverEnv(cfg.gogc), "http://"+addr, filepath.Join(cfg.work, "opa.log"))
+	p, err := ps.start(name, opaBin, args, serverEnv(cfg.gogc), "http://"+addr, filepath.Join(cfg.work, name+".log"))
 	if err != nil {
 		return nil, err
 	}
@@ -191,25 +191,30 @@ func opaBinary(ctx context.Context, root string) (string, error) {
 	return path, nil
 }
 
-// stageBundle copies the policies (without tests) and the default bundle's
+// stageBundle copies the policies (without tests, from any depth under
+// policies/) and the default bundle's
 // data and manifest into dir, laid out as an OPA bundle directory.
 func stageBundle(root, dir string) error {
-	if err := os.MkdirAll(filepath.Join(dir, "policies"), 0o755); err != nil {
-		return err
-	}
-	regos, err := filepath.Glob(filepath.Join(root, "policies", "*.rego"))
-	if err != nil {
-		return err
-	}
+	// every .rego under policies/, subdirectories included, tests excluded
+	src := filepath.Join(root, "policies")
 	n := 0
-	for _, f := range regos {
-		if strings.HasSuffix(f, "_test.rego") {
-			continue
+	err := filepath.WalkDir(src, func(f string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(f, ".rego") || strings.HasSuffix(f, "_test.rego") {
+			return err
 		}
-		if err := copyFile(f, filepath.Join(dir, "policies", filepath.Base(f))); err != nil {
+		rel, err := filepath.Rel(src, f)
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, "policies", rel)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
 		}
 		n++
+		return copyFile(f, dst)
+	})
+	if err != nil {
+		return err
 	}
 	if n == 0 {
 		return fmt.Errorf("no policies in %s/policies", root)
