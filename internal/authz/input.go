@@ -111,84 +111,226 @@ func toolPolicyTerm(tp *model.ToolPolicy) *ast.Term {
 	return ast.ObjectTerm(item("mode", str(tp.Mode)), item("tools", stringsTerm(tp.Tools)))
 }
 
-func agentTerm(a *model.Agent, owner *model.User) *ast.Term {
-	items := [][2]*ast.Term{
-		item("id", num(a.ID)),
-		item("owner_id", num(a.OwnerID)),
-		item("status", str(a.Status)),
-		item("tool_policy", toolPolicyTerm(a.ToolPolicy)),
+// sink receives the input document value by value, in document order.
+// facts.render is the ONE description of the input: input() builds it as
+// ast for the policy, key() encodes it for the decision memo, so the memo
+// can never leave out a fact the policy reads.
+type sink interface {
+	// open begins an object (or an array) of about n values.
+	open(array bool, n int)
+	close()
+	// field names the next value of the object being built.
+	field(name string)
+	str(s string)
+	num(n int64)
+	null()
+	// term is a value rendered elsewhere (a management request document).
+	term(t *ast.Term)
+}
+
+// render describes the facts as the policy's input document.
+func (f *facts) render(s sink) {
+	s.open(false, 12)
+	s.field("ability")
+	s.str(f.ability)
+	if f.principal != nil {
+		s.field("principal")
+		renderPrincipal(s, f.principal)
+	}
+	if f.agent != nil {
+		s.field("agent")
+		renderAgent(s, f.agent, f.owner)
+	}
+	if f.grants != nil || f.candidates != nil {
+		s.field("grants")
+		s.open(true, len(f.grants))
+		for _, g := range f.grants {
+			s.open(false, 3)
+			s.field("agent_id")
+			s.num(g.AgentID)
+			s.field("principal")
+			s.str(g.Principal)
+			s.field("role")
+			s.str(g.Role)
+			s.close()
+		}
+		s.close()
+	}
+	if f.action != "" {
+		s.field("action")
+		s.str(f.action)
+	}
+	if f.hasTool {
+		s.field("tool")
+		s.str(f.tool)
+	}
+	if f.minimumRole != "" {
+		s.field("minimum_role")
+		s.str(f.minimumRole)
+	}
+	for _, r := range f.requests {
+		s.field(string(r[0].Value.(ast.String)))
+		s.term(r[1])
+	}
+	if f.resource != nil {
+		s.field("resource")
+		s.open(false, 1)
+		s.field("owner_id")
+		s.num(f.resource.ID)
+		s.close()
+	}
+	if f.candidates != nil {
+		s.field("agents")
+		s.open(true, len(f.candidates))
+		for i := range f.candidates {
+			a := &f.candidates[i]
+			renderAgent(s, a, f.owners[a.OwnerID])
+		}
+		s.close()
+	}
+	s.close()
+}
+
+func renderStrings(s sink, ss []string) {
+	s.open(true, len(ss))
+	for _, x := range ss {
+		s.str(x)
+	}
+	s.close()
+}
+
+func renderUser(s sink, u *model.User) {
+	s.open(false, 3)
+	s.field("id")
+	s.num(u.ID)
+	s.field("roles")
+	renderStrings(s, u.Roles)
+	s.field("status")
+	s.str(u.Status)
+	s.close()
+}
+
+func renderAgent(s sink, a *model.Agent, owner *model.User) {
+	s.open(false, 5)
+	s.field("id")
+	s.num(a.ID)
+	s.field("owner_id")
+	s.num(a.OwnerID)
+	s.field("status")
+	s.str(a.Status)
+	s.field("tool_policy")
+	if tp := a.ToolPolicy; tp != nil {
+		s.open(false, 2)
+		s.field("mode")
+		s.str(tp.Mode)
+		s.field("tools")
+		renderStrings(s, tp.Tools)
+		s.close()
+	} else {
+		s.null()
 	}
 	if owner != nil {
-		items = append(items, item("owner", userTerm(owner)))
+		s.field("owner")
+		renderUser(s, owner)
 	}
-	return ast.ObjectTerm(items...)
+	s.close()
 }
 
-func principalTerm(p *principal.Principal) *ast.Term {
-	items := [][2]*ast.Term{item("kind", str(string(p.Kind))), item("id", str(p.ID))}
+func renderPrincipal(s sink, p *principal.Principal) {
+	s.open(false, 5)
+	s.field("kind")
+	s.str(string(p.Kind))
+	s.field("id")
+	s.str(p.ID)
 	if p.User != nil {
-		items = append(items, item("user", userTerm(p.User)))
+		s.field("user")
+		renderUser(s, p.User)
 	}
 	if len(p.Audiences) > 0 {
-		items = append(items, item("audiences", stringsTerm(p.Audiences)))
+		s.field("audiences")
+		renderStrings(s, p.Audiences)
 	}
-	if p.Token != nil {
-		items = append(items, item("token", ast.ObjectTerm(
-			item("id", num(p.Token.ID)),
-			item("agent_id", num(p.Token.AgentID)),
-			item("capabilities", optStrings(p.Token.Capabilities)),
-			item("expires_at", timeTerm(p.Token.ExpiresAt)),
-		)))
+	if t := p.Token; t != nil {
+		s.field("token")
+		s.open(false, 4)
+		s.field("id")
+		s.num(t.ID)
+		s.field("agent_id")
+		s.num(t.AgentID)
+		s.field("capabilities")
+		if t.Capabilities == nil {
+			s.null()
+		} else {
+			renderStrings(s, *t.Capabilities)
+		}
+		s.field("expires_at")
+		if t.ExpiresAt == nil {
+			s.null()
+		} else {
+			s.str(t.ExpiresAt.UTC().Format(time.RFC3339Nano))
+		}
+		s.close()
 	}
-	return ast.ObjectTerm(items...)
-}
-
-func grantsTerm(gs []model.Grant) *ast.Term {
-	ts := make([]*ast.Term, len(gs))
-	for i, g := range gs {
-		ts[i] = ast.ObjectTerm(
-			item("agent_id", num(g.AgentID)),
-			item("principal", str(g.Principal)),
-			item("role", str(g.Role)),
-		)
-	}
-	return ast.ArrayTerm(ts...)
+	s.close()
 }
 
 // input renders the facts as the policy's input document.
 func (f *facts) input() ast.Value {
-	items := [][2]*ast.Term{item("ability", str(f.ability))}
-	if f.principal != nil {
-		items = append(items, item("principal", principalTerm(f.principal)))
+	b := astSink{stack: make([]astFrame, 0, 6)}
+	f.render(&b)
+	return b.out.Value
+}
+
+// astSink builds the document as ast terms.
+type astSink struct {
+	stack []astFrame
+	out   *ast.Term
+}
+
+type astFrame struct {
+	array bool
+	key   *ast.Term
+	items [][2]*ast.Term
+	elems []*ast.Term
+}
+
+func (a *astSink) open(array bool, n int) {
+	fr := astFrame{array: array}
+	if array {
+		fr.elems = make([]*ast.Term, 0, n)
+	} else {
+		fr.items = make([][2]*ast.Term, 0, n)
 	}
-	if f.agent != nil {
-		items = append(items, item("agent", agentTerm(f.agent, f.owner)))
+	a.stack = append(a.stack, fr)
+}
+
+func (a *astSink) close() {
+	fr := a.stack[len(a.stack)-1]
+	a.stack = a.stack[:len(a.stack)-1]
+	if fr.array {
+		a.value(ast.ArrayTerm(fr.elems...))
+	} else {
+		a.value(ast.NewTerm(ast.NewObject(fr.items...)))
 	}
-	if f.grants != nil || f.candidates != nil {
-		items = append(items, item("grants", grantsTerm(f.grants)))
+}
+
+func (a *astSink) field(name string) { a.stack[len(a.stack)-1].key = str(name) }
+func (a *astSink) str(s string)      { a.value(str(s)) }
+func (a *astSink) num(n int64)       { a.value(num(n)) }
+func (a *astSink) null()             { a.value(ast.InternedNullTerm) }
+func (a *astSink) term(t *ast.Term)  { a.value(t) }
+
+func (a *astSink) value(t *ast.Term) {
+	if len(a.stack) == 0 {
+		a.out = t
+		return
 	}
-	if f.action != "" {
-		items = append(items, item("action", str(f.action)))
+	fr := &a.stack[len(a.stack)-1]
+	if fr.array {
+		fr.elems = append(fr.elems, t)
+	} else {
+		fr.items = append(fr.items, [2]*ast.Term{fr.key, t})
 	}
-	if f.hasTool {
-		items = append(items, item("tool", str(f.tool)))
-	}
-	if f.minimumRole != "" {
-		items = append(items, item("minimum_role", str(f.minimumRole)))
-	}
-	items = append(items, f.requests...)
-	if f.resource != nil {
-		items = append(items, item("resource", ast.ObjectTerm(item("owner_id", num(f.resource.ID)))))
-	}
-	if f.candidates != nil {
-		ts := make([]*ast.Term, len(f.candidates))
-		for i := range f.candidates {
-			a := &f.candidates[i]
-			ts[i] = agentTerm(a, f.owners[a.OwnerID])
-		}
-		items = append(items, item("agents", ast.ArrayTerm(ts...)))
-	}
-	return ast.NewObject(items...)
 }
 
 // identities are the principal strings whose grants may concern p. It is a

@@ -2,10 +2,12 @@ package authz
 
 import (
 	"strconv"
+	"sync"
+
+	"github.com/open-policy-agent/opa/v1/ast"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
-	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/policy"
 )
 
@@ -18,10 +20,10 @@ import (
 // is asked for, and those facts are part of the input anyway. It is off while
 // the active policy calls a non-deterministic built-in (time, rand, http).
 //
-// The key is a compact, injective encoding of the same facts input() renders
-// (TestMemoKeyDistinguishesInputs keeps the two in step); building it costs a
-// fraction of building the ast input, so a hit skips both that and the
-// evaluation.
+// The key and the input come from one description of the document
+// (facts.render): the key encodes it without building ast terms, so a hit
+// costs a fraction of building the input, and skips that and the
+// evaluation. TestMemoKeyFollowsEveryFactReflectively checks it anyway.
 
 const (
 	memoSize   = 16384
@@ -40,118 +42,55 @@ func newMemo() *memo {
 	return &memo{cache: c}
 }
 
-// key encodes the generation and every fact input() reads.
+// maxCandidates bounds the candidate lists whose decisions are memoized:
+// a long listing is rarely asked twice and would make a long key.
+const maxCandidates = 32
+
+// key encodes the generation and the input document, as facts.render
+// describes it (the same description input() builds): a compact encoding
+// in which every token starts with its own marker and strings are
+// length-prefixed, so two keys are equal only for equal documents.
 func (f *facts) key(generation uint64) (string, bool) {
-	b := make([]byte, 0, 256)
-	b = strconv.AppendUint(b, generation, 36)
-	b = appendStr(b, f.ability)
-	if p := f.principal; p != nil {
-		b = append(b, 'P')
-		b = appendStr(b, string(p.Kind))
-		b = appendStr(b, p.ID)
-		b = appendUser(b, p.User)
-		b = appendStrs(b, p.Audiences)
-		if t := p.Token; t != nil {
-			b = append(b, 'T')
-			b = strconv.AppendInt(b, t.ID, 10)
-			b = append(b, ',')
-			b = strconv.AppendInt(b, t.AgentID, 10)
-			b = appendOptStrs(b, t.Capabilities)
-			if t.ExpiresAt != nil {
-				b = append(b, 'e')
-				b = strconv.AppendInt(b, t.ExpiresAt.UnixNano(), 10)
-			}
-		}
-	}
-	if f.agent != nil {
-		b = append(b, 'A')
-		b = appendAgent(b, f.agent, f.owner)
-	}
-	if f.grants != nil || f.candidates != nil {
-		b = append(b, 'G')
-		b = strconv.AppendInt(b, int64(len(f.grants)), 10)
-		for _, g := range f.grants {
-			b = append(b, ',')
-			b = strconv.AppendInt(b, g.AgentID, 10)
-			b = appendStr(b, g.Principal)
-			b = appendStr(b, g.Role)
-		}
-	}
-	b = appendStr(b, f.action)
-	if f.hasTool {
-		b = append(b, 't')
-		b = appendStr(b, f.tool)
-	}
-	b = appendStr(b, f.minimumRole)
-	for _, r := range f.requests {
-		// derived from the rendered terms themselves, so it cannot drift
-		b = append(b, 'R')
-		b = appendStr(b, r[0].String())
-		b = appendStr(b, r[1].String())
-	}
-	if f.resource != nil {
-		b = append(b, 'O')
-		b = strconv.AppendInt(b, f.resource.ID, 10)
-	}
-	if f.candidates != nil {
-		b = append(b, 'C')
-		b = strconv.AppendInt(b, int64(len(f.candidates)), 10)
-		for i := range f.candidates {
-			a := &f.candidates[i]
-			b = appendAgent(b, a, f.owners[a.OwnerID])
-		}
-	}
-	if len(b) > maxMemoKey {
+	if len(f.candidates) > maxCandidates {
 		return "", false
 	}
-	return string(b), true
+	k := keySinks.Get().(*keySink)
+	defer keySinks.Put(k)
+	k.b = strconv.AppendUint(k.b[:0], generation, 36)
+	f.render(k)
+	if len(k.b) > maxMemoKey {
+		return "", false
+	}
+	return string(k.b), true
 }
+
+// keySinks recycles key buffers: a memo hit then allocates only its key.
+var keySinks = sync.Pool{New: func() any { return &keySink{b: make([]byte, 0, 512)} }}
+
+// keySink encodes the document for the memo key.
+type keySink struct{ b []byte }
+
+func (k *keySink) open(array bool, _ int) {
+	if array {
+		k.b = append(k.b, '[')
+	} else {
+		k.b = append(k.b, '{')
+	}
+}
+func (k *keySink) close()            { k.b = append(k.b, '}') }
+func (k *keySink) field(name string) { k.b = appendStr(append(k.b, 'k'), name) }
+func (k *keySink) str(s string)      { k.b = appendStr(append(k.b, 's'), s) }
+func (k *keySink) null()             { k.b = append(k.b, 'n') }
+func (k *keySink) num(n int64) {
+	k.b = append(strconv.AppendInt(append(k.b, 'i'), n, 10), ';')
+}
+
+// term encodes a value rendered elsewhere by its canonical text.
+func (k *keySink) term(t *ast.Term) { k.b = appendStr(append(k.b, 't'), t.String()) }
 
 // appendStr writes a length-prefixed string: injective whatever it holds.
 func appendStr(b []byte, s string) []byte {
-	b = append(b, '|')
 	b = strconv.AppendInt(b, int64(len(s)), 10)
 	b = append(b, ':')
 	return append(b, s...)
-}
-
-func appendStrs(b []byte, ss []string) []byte {
-	b = append(b, '[')
-	b = strconv.AppendInt(b, int64(len(ss)), 10)
-	for _, s := range ss {
-		b = appendStr(b, s)
-	}
-	return b
-}
-
-func appendOptStrs(b []byte, ss *[]string) []byte {
-	if ss == nil {
-		return append(b, 'n')
-	}
-	return appendStrs(b, *ss)
-}
-
-func appendUser(b []byte, u *model.User) []byte {
-	if u == nil {
-		return append(b, 'n')
-	}
-	b = append(b, 'U')
-	b = strconv.AppendInt(b, u.ID, 10)
-	b = appendStrs(b, u.Roles)
-	return appendStr(b, u.Status)
-}
-
-func appendAgent(b []byte, a *model.Agent, owner *model.User) []byte {
-	b = strconv.AppendInt(b, a.ID, 10)
-	b = append(b, ',')
-	b = strconv.AppendInt(b, a.OwnerID, 10)
-	b = appendStr(b, a.Status)
-	if tp := a.ToolPolicy; tp != nil {
-		b = append(b, 'p')
-		b = appendStr(b, tp.Mode)
-		b = appendStrs(b, tp.Tools)
-	} else {
-		b = append(b, 'n')
-	}
-	return appendUser(b, owner)
 }
