@@ -102,7 +102,9 @@ func (s *Service) evaluate(ctx context.Context, f *facts) (policy.Decision, bool
 		s.cfg.Metrics.DecisionError(f.ability)
 		return policy.Decision{}, false, fmt.Errorf("%w: policy engine: %v", ErrUnavailable, err)
 	}
-	if memoizable {
+	if memoizable && d.Generation == act.Generation {
+		// a reload between reading the activation and deciding would
+		// otherwise file the new bundle's answer under the old key
 		s.memo.cache.Add(key, d)
 	}
 	s.cfg.Metrics.Decision(f.ability, d.Allow, false)

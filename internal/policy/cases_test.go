@@ -15,7 +15,7 @@ import (
 	"github.com/agentauthz/agentauthz/policies"
 )
 
-// stageDefault writes THE REAL default bundle (policies/*.rego without the
+// stageDefault writes THE REAL default bundle (policies/agentauthz/** without the
 // tests, bundles/default with its decision cases) into a directory bundle a
 // test may edit. withCases=false leaves the cases out.
 func stageDefault(t *testing.T, withCases bool) string {

@@ -21,6 +21,10 @@ type Decision struct {
 	DeniedBy []string `json:"denied_by"`
 	// Reasons explains the decision in sentences.
 	Reasons []string `json:"reasons"`
+	// Generation is the activation that decided (Decide sets it), so a
+	// caller that memoizes under the generation it read beforehand can
+	// tell whether a reload came in between.
+	Generation uint64 `json:"-"`
 	// Capabilities are the effective capabilities (whoami only).
 	Capabilities []string `json:"capabilities,omitempty"`
 	// Accessible are the candidate agents the caller reaches (list-accessible-agents only).
@@ -51,6 +55,7 @@ func (e *Engine) Decide(ctx context.Context, input ast.Value) (Decision, error) 
 		return Decision{}, err
 	}
 	st.health.succeeded()
+	d.Generation = st.act.Generation
 	return d, nil
 }
 

@@ -79,6 +79,10 @@ func TestDecideConvertsEveryField(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if got.Generation != e.Activation().Generation {
+				t.Errorf("Decide says generation %d, the engine is at %d", got.Generation, e.Activation().Generation)
+			}
+			tt.want.Generation = got.Generation
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Decide =\n %+v\nwant\n %+v", got, tt.want)
 			}

@@ -6,7 +6,7 @@ import (
 )
 
 // TestEmbeddedDefaultActivates uses THE REAL embedded default bundle
-// (policies/*.rego and bundles/default), not a fixture. It checks only that
+// (policies/agentauthz/**/*.rego and bundles/default), not a fixture. It checks only that
 // the bundle activates and answers a well-formed decision: the policy's
 // behaviour is pinned by the `opa test` suites beside the Rego.
 func TestEmbeddedDefaultActivates(t *testing.T) {

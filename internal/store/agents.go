@@ -199,10 +199,9 @@ func (s *SQL) DeleteAgent(ctx context.Context, id int64) ([]int64, error) {
 	if err != nil {
 		return nil, err
 	}
-	// once more after the commit, for a child a racing mint committed meanwhile
-	late, err := s.revokeBelow(ctx, s.db, op, own, now)
-	if err != nil {
-		return nil, err
-	}
+	// Once more after the commit, for a child a racing mint committed
+	// meanwhile; best effort, as in RevokeToken (such a child is refused at
+	// resolution anyway: its ancestor is gone).
+	late, _ := s.revokeBelow(ctx, s.db, op, own, now)
 	return sortedUnion(revoked, late), nil
 }

@@ -136,10 +136,11 @@ func (s *SQL) RevokeToken(ctx context.Context, agentID, tokenID int64, at time.T
 	if err != nil {
 		return model.Token{}, nil, err
 	}
-	late, err := s.revokeBelow(ctx, s.db, op, []int64{tokenID}, at)
-	if err != nil {
-		return model.Token{}, nil, err
-	}
+	// Best effort: the revocation has committed, and a child a racing mint
+	// committed meanwhile is refused at resolution whether or not its row
+	// is marked; an error here must not hide the commit from the caller
+	// (which would then skip its cache eviction).
+	late, _ := s.revokeBelow(ctx, s.db, op, []int64{tokenID}, at)
 	t, err := r.token()
 	return t, sortedUnion(descendants, late), err
 }
@@ -301,9 +302,20 @@ func (s *SQL) lineageEnded(ctx context.Context, q sqlx.ExtContext, parentID int6
 	return false, nil
 }
 
-// TouchTokens records last_used_at for many tokens in one transaction with
-// one prepared statement; it never moves a timestamp backwards. Tokens are
+// touchChunk is the most rows TouchTokens updates in one transaction. On
+// SQLite the pool's only connection belongs to the transaction while it
+// runs (~14 µs a row), so a chunk holds it for ~7 ms; lookups queued behind
+// it run between chunks instead of waiting for the whole batch.
+const touchChunk = 500
+
+// TouchTokens records last_used_at for many tokens, in transactions of at
+// most touchChunk rows with one prepared statement each, releasing the
+// connection between them; it never moves a timestamp backwards. Tokens are
 // updated in id order so concurrent callers lock rows in the same order.
+//
+// The batch is not atomic: on an error the chunks before it stay committed.
+// That is harmless, because a retry of the whole batch cannot move any
+// timestamp backwards.
 func (s *SQL) TouchTokens(ctx context.Context, used map[int64]time.Time) error {
 	if len(used) == 0 {
 		return nil
@@ -314,19 +326,25 @@ func (s *SQL) TouchTokens(ctx context.Context, used map[int64]time.Time) error {
 	}
 	slices.Sort(ids)
 	const op = "touch tokens"
-	return s.inTx(ctx, op, func(tx *sqlx.Tx) error {
-		stmt, err := tx.PreparexContext(ctx, tx.Rebind(
-			`UPDATE agent_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`))
-		if err != nil {
-			return dbError(op, err)
-		}
-		defer stmt.Close()
-		for _, id := range ids {
-			at := s.timeArg(used[id])
-			if _, err := stmt.ExecContext(ctx, at, id, at); err != nil {
-				return dbError(fmt.Sprintf("%s: token %d", op, id), err)
+	for chunk := range slices.Chunk(ids, touchChunk) {
+		err := s.inTx(ctx, op, func(tx *sqlx.Tx) error {
+			stmt, err := tx.PreparexContext(ctx, tx.Rebind(
+				`UPDATE agent_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`))
+			if err != nil {
+				return dbError(op, err)
 			}
+			defer stmt.Close()
+			for _, id := range chunk {
+				at := s.timeArg(used[id])
+				if _, err := stmt.ExecContext(ctx, at, id, at); err != nil {
+					return dbError(fmt.Sprintf("%s: token %d", op, id), err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	return nil
 }

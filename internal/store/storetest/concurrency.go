@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -64,11 +65,12 @@ var concurrencyRules = []rule{
 					if i == 0 {
 						started.Done()
 					}
-					if err != nil {
-						if i == 0 {
-							t.Errorf("the first mint failed: %v", err)
-						}
+					if errors.Is(err, model.ErrParentRevoked) && i > 0 {
 						return // the lineage was revoked under us: stop
+					}
+					if err != nil {
+						t.Errorf("mint %d of minter %d: %v", i, m, err)
+						return
 					}
 					parent = tok.ID
 				}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -230,6 +231,41 @@ var tokenRules = []rule{
 			r, err := s.ResolveTokenHash(ctx(t), hash("t1"))
 			noErr(t, "ResolveTokenHash", err)
 			equal(t, "last_used_at after touching "+st.touch.Format(time.RFC3339Nano), r.Token.LastUsedAt, ptr(st.want))
+		}
+	}},
+	{"touch of a batch larger than one transaction writes every row, never backwards", func(t *testing.T, s model.Store) {
+		// The SQL store writes at most 500 rows per transaction: 1,001
+		// tokens and two unknown ids (ignored) span three chunks. The
+		// second batch moves every other token backwards (ignored) and the
+		// rest forwards, on both sides of every chunk boundary.
+		owner := mustUser(t, s, "ada")
+		a := mustAgent(t, s, owner.ID, "bot")
+		const n = 1001
+		first := map[int64]time.Time{-1: at(0)}
+		var ids []int64
+		for i := range n {
+			tok := mustToken(t, s, a.ID, fmt.Sprintf("t%04d", i))
+			ids = append(ids, tok.ID)
+			first[tok.ID] = at(time.Hour)
+		}
+		first[ids[n-1]+1000] = at(0)
+		noErr(t, "first TouchTokens", s.TouchTokens(ctx(t), first))
+		second := map[int64]time.Time{}
+		want := map[int64]time.Time{}
+		for i, id := range ids {
+			second[id], want[id] = at(time.Minute), at(time.Hour)
+			if i%2 == 1 {
+				second[id], want[id] = at(2*time.Hour), at(2*time.Hour)
+			}
+		}
+		noErr(t, "second TouchTokens", s.TouchTokens(ctx(t), second))
+		list, err := s.ListTokens(ctx(t), a.ID)
+		noErr(t, "ListTokens", err)
+		if len(list) != n {
+			t.Fatalf("ListTokens returned %d tokens, want %d", len(list), n)
+		}
+		for _, tok := range list {
+			equal(t, tok.Label+" last_used_at", tok.LastUsedAt, ptr(want[tok.ID]))
 		}
 	}},
 	{"touching nothing is a no-op", func(t *testing.T, s model.Store) {

@@ -124,13 +124,28 @@ input_problems contains sprintf("%s needs input.agent (an object)", [input.abili
 	agent_scoped
 }
 
-input_problems contains sprintf("minimum_role %v is not an agent role", [access.minimum_role]) if {
-	input.ability == "can-access-agent"
-	not config.agent_roles[access.minimum_role]
+# Denials name the agent by its id: an agent without one would leave their
+# reasons, and so the denials themselves, undefined (a silent allow).
+input_problems contains sprintf("%s needs input.agent.id and owner_id (numbers)", [input.ability]) if {
+	agent_scoped
+	agent := object.get(input, "agent", null)
+	is_object(agent)
+	not _identified(agent)
+}
+
+input_problems contains "every candidate in input.agents needs id and owner_id (numbers)" if {
+	input.ability == "list-accessible-agents"
+	some agent in object.get(input, "agents", [])
+	not _identified(agent)
+}
+
+_identified(agent) if {
+	is_number(agent.id)
+	is_number(agent.owner_id)
 }
 
 input_problems contains sprintf("minimum_role %v is not an agent role", [access.minimum_role]) if {
-	input.ability == "list-accessible-agents"
+	input.ability in {"can-access-agent", "list-accessible-agents"}
 	not config.agent_roles[access.minimum_role]
 }
 

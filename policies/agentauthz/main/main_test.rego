@@ -148,3 +148,18 @@ test_allowed_decision_has_no_denials if {
 	d := decide({"ability": "list-users", "principal": f.user(f.administrator)})
 	d == {"allow": true, "role": null, "denied_by": [], "reasons": []}
 }
+
+test_input_problems_agent_without_id_is_denied if {
+	stranger := {"kind": "user", "id": "user:5", "user": {"id": 5, "roles": ["subscriber"], "status": "active"}}
+	agent := {"owner_id": 1, "status": "active", "tool_policy": null, "owner": {"id": 1, "roles": ["administrator"], "status": "active"}}
+	d := main.decision with input as {"ability": "authorize", "principal": stranger, "agent": agent, "grants": [], "action": "read_jobs"}
+	d.allow == false
+	d.denied_by == ["input"]
+	with_id := main.decision with input as {"ability": "authorize", "principal": stranger, "agent": object.union(agent, {"id": 7}), "grants": [], "action": "read_jobs"}
+	with_id.denied_by == ["agent_role"]
+}
+
+test_input_problems_candidate_without_id_is_denied if {
+	d := main.decision with input as {"ability": "list-accessible-agents", "principal": {"kind": "anonymous", "id": "audience:public"}, "agents": [{"owner_id": 1}], "grants": []}
+	d.denied_by == ["input"]
+}
