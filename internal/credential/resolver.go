@@ -40,6 +40,22 @@ type Options struct {
 	// TouchInterval is how often coalesced last_used_at writes are flushed
 	// (default 5s).
 	TouchInterval time.Duration
+	// TouchMinInterval is the least time between two last_used_at writes of
+	// one token by this process: a use within it is held back (not lost)
+	// until it has passed, so writes follow the working set (about active
+	// tokens ÷ TouchMinInterval per second) rather than the request rate,
+	// and last_used_at is accurate to max(TouchInterval, TouchMinInterval).
+	// Zero or negative writes every token used at every flush (the server's
+	// default is 60s). Close writes everything held back.
+	TouchMinInterval time.Duration
+	// TouchMemory bounds the number of tokens whose last write time is
+	// remembered for TouchMinInterval; a token used beyond it is written at
+	// every flush, as without a minimum. Default: CacheSize ×
+	// ⌈TouchMinInterval ÷ CacheTTL⌉ (CacheTTL taken as 5s when the cache is
+	// off), at least CacheSize: a cache sized for rate × CacheTTL implies
+	// at most rate × TouchMinInterval tokens written per TouchMinInterval.
+	// An entry costs about 20-40 bytes.
+	TouchMemory int
 	// Now is the clock (default time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -84,6 +100,9 @@ func New(st model.Store, opts Options) *Resolver {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.TouchMemory <= 0 {
+		opts.TouchMemory = defaultTouchMemory(opts.CacheSize, opts.CacheTTL, opts.TouchMinInterval)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -95,8 +114,24 @@ func New(st model.Store, opts Options) *Resolver {
 		r.negative = expirable.NewLRU[string, struct{}](opts.NegativeSize, nil, opts.NegativeTTL)
 		r.negativeHits = opts.Metrics.NegativeCacheHits()
 	}
-	r.touch = newToucher(st, opts.TouchInterval, opts.Logger)
+	r.touch = newToucher(st, toucherOptions{
+		every: opts.TouchInterval, minInterval: opts.TouchMinInterval, memory: opts.TouchMemory,
+		now: opts.Now, logger: opts.Logger,
+		rows: opts.Metrics.LastUsedRowsWritten(), deferred: opts.Metrics.LastUsedDeferred(),
+	})
 	return r
+}
+
+// defaultTouchMemory is Options.TouchMemory's default.
+func defaultTouchMemory(cacheSize int, cacheTTL, minInterval time.Duration) int {
+	if cacheTTL <= 0 {
+		cacheTTL = 5 * time.Second
+	}
+	n := 1
+	if minInterval > cacheTTL {
+		n = int((minInterval + cacheTTL - 1) / cacheTTL)
+	}
+	return cacheSize * n
 }
 
 // Close flushes pending last_used_at writes and stops the flusher.

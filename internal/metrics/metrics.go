@@ -163,3 +163,22 @@ func (m *Metrics) PolicyHealth(failing func() bool, rejections func() uint64) {
 		}, func() float64 { return float64(rejections()) }),
 	)
 }
+
+// ---- last_used_at writes (credential's coalescing flusher). ----
+
+// LastUsedRowsWritten returns the counter of token rows sent to the store
+// by last_used_at flushes, registering it on first use. On a nil *Metrics
+// it returns an unregistered counter that records nowhere.
+func (m *Metrics) LastUsedRowsWritten() prometheus.Counter {
+	return m.guardCounter("agentauthz_token_last_used_rows_written_total",
+		"Token rows whose last_used_at was written by the coalescing flusher (at most one per token per flush).")
+}
+
+// LastUsedDeferred returns the counter of pending last_used_at writes held
+// back at a flush because the token was written less than
+// --touch-min-interval ago, registering it on first use. On a nil *Metrics
+// it returns an unregistered counter that records nowhere.
+func (m *Metrics) LastUsedDeferred() prometheus.Counter {
+	return m.guardCounter("agentauthz_token_last_used_deferred_total",
+		"Pending last_used_at writes held back at a flush because the token was written less than --touch-min-interval ago (a token held back at several flushes counts at each).")
+}

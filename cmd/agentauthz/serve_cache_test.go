@@ -1,0 +1,49 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// TestCacheAndTouchFlagsAreValidated: --cache-size and --touch-min-interval
+// (and their variables) refuse values that do not parse or make no sense,
+// before the store is opened.
+func TestCacheAndTouchFlagsAreValidated(t *testing.T) {
+	cases := []struct {
+		name, env, value string
+		args             []string
+		mention          string
+	}{
+		{"a cache size with a unit is refused", "AGENTAUTHZ_CACHE_SIZE", "10k", nil, "AGENTAUTHZ_CACHE_SIZE"},
+		{"a min interval without a unit is refused", "AGENTAUTHZ_TOUCH_MIN_INTERVAL", "60", nil, "AGENTAUTHZ_TOUCH_MIN_INTERVAL"},
+		{"a zero cache size is refused", "", "", []string{"--cache-size", "0"}, "--cache-size"},
+		{"a zero cache size from the variable is refused", "AGENTAUTHZ_CACHE_SIZE", "0", nil, "--cache-size"},
+		{"a negative min interval is refused", "", "", []string{"--touch-min-interval", "-1s"}, "--touch-min-interval"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.env != "" {
+				t.Setenv(c.env, c.value)
+			}
+			t.Setenv("AGENTAUTHZ_DATABASE_URL", "sqlite:"+t.TempDir()+"/t.db")
+			var out, errb bytes.Buffer
+			args := append([]string{"serve", "--addr", "127.0.0.1:0"}, c.args...)
+			if code := run(context.Background(), args, &out, &errb); code != exitUsage {
+				t.Fatalf("exit %d, want %d (usage); stderr: %s", code, exitUsage, errb.String())
+			}
+			if !strings.Contains(errb.String(), c.mention) {
+				t.Fatalf("the error does not name %s: %s", c.mention, errb.String())
+			}
+		})
+	}
+}
+
+func TestCacheAndTouchFlagsHaveVariables(t *testing.T) {
+	for flag, env := range map[string]string{"cache-size": "AGENTAUTHZ_CACHE_SIZE", "touch-min-interval": "AGENTAUTHZ_TOUCH_MIN_INTERVAL"} {
+		if got := envBindings[flag]; got != env {
+			t.Errorf("--%s is bound to %q, want %q", flag, got, env)
+		}
+	}
+}
