@@ -127,6 +127,21 @@ func TestDeadlineHoldsWhenTheHandlerDoesNotReturn(t *testing.T) {
 	if res.Header.Get("X-Request-Id") != "stuck-1" || res.Header.Get("Cache-Control") != "no-store" || res.Header.Get("X-Late") != "" {
 		t.Errorf("headers %v", res.Header)
 	}
+	if !res.Close {
+		t.Error("the 503 does not close the connection, which stays busy until the handler returns")
+	}
+	// The stuck handler holds its own connection only.
+	for range 3 {
+		start := time.Now()
+		res, err := http.Get(ts.URL + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || time.Since(start) > time.Second {
+			t.Errorf("/healthz while a handler is stuck: %d after %s", res.StatusCode, time.Since(start))
+		}
+	}
 
 	close(release)
 	select {
@@ -140,7 +155,12 @@ func TestDeadlineHoldsWhenTheHandlerDoesNotReturn(t *testing.T) {
 	waitFor(t, 5*time.Second, "discarded answer logged", func() bool {
 		return len(d.records(t, "request finished after its deadline; its answer was discarded")) == 1
 	})
-	access := d.records(t, "request")
+	var access []map[string]any
+	for _, rec := range d.records(t, "request") {
+		if rec["route"] != "/healthz" {
+			access = append(access, rec)
+		}
+	}
 	if len(access) != 1 || access[0]["status"] != float64(503) || access[0]["route"] != "/test/stuck" || access[0]["request_id"] != "stuck-1" {
 		t.Errorf("access log %v, want one 503 record for /test/stuck", access)
 	}
@@ -152,26 +172,54 @@ func TestDeadlineHoldsWhenTheHandlerDoesNotReturn(t *testing.T) {
 
 // The answer recorded by an httptest.ResponseRecorder stays the 503 once
 // the late handler writes (the race detector checks nobody touches it).
+// The handler runs on the serving goroutine, so ServeHTTP is still busy
+// when the 503 is written and flushed at the deadline.
 func TestDeadlineLateWritesNeverReachTheClient(t *testing.T) {
 	d := newDeadlineServer(t, 50*time.Millisecond, nil)
-	release, finished := make(chan struct{}), make(chan struct{})
+	release := make(chan struct{})
 	d.srv.Echo().GET("/test/stuck", func(c echo.Context) error {
-		defer close(finished)
 		<-release
 		c.Response().Header().Set("X-Late", "yes")
 		c.Response().WriteHeader(http.StatusOK)
 		_, _ = c.Response().Write([]byte(`{"allow":true}`))
 		return nil
 	})
-	rec := httptest.NewRecorder()
-	d.srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/test/stuck", nil))
-	before := rec.Body.String()
+	rec := &flushRecorder{ResponseRecorder: httptest.NewRecorder(), flushed: make(chan struct{})}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		d.srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/test/stuck", nil))
+	}()
+	select {
+	case <-rec.flushed:
+	case <-served:
+		t.Fatal("ServeHTTP returned before the handler did")
+	case <-time.After(5 * time.Second):
+		close(release)
+		t.Fatal("no answer flushed at the deadline")
+	}
+	code, before, closes := rec.Code, rec.Body.String(), rec.Header().Get("Connection")
 	close(release)
-	<-finished
+	<-served
+	if code != http.StatusServiceUnavailable || closes != "close" {
+		t.Errorf("at the deadline: %d %v %q", code, rec.Header(), before)
+	}
 	if rec.Code != http.StatusServiceUnavailable || rec.Body.String() != before || strings.Contains(before, "allow") ||
 		rec.Header().Get("X-Late") != "" {
 		t.Errorf("recorder: %d %v %q (before the late write: %q)", rec.Code, rec.Header(), rec.Body, before)
 	}
+}
+
+// flushRecorder reports the first Flush on flushed.
+type flushRecorder struct {
+	*httptest.ResponseRecorder
+	once    sync.Once
+	flushed chan struct{}
+}
+
+func (r *flushRecorder) Flush() {
+	r.ResponseRecorder.Flush()
+	r.once.Do(func() { close(r.flushed) })
 }
 
 // Handlers that finish in time are answered exactly as they wrote.

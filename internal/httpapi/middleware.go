@@ -67,8 +67,8 @@ func (s *Server) frame() echo.MiddlewareFunc {
 				}
 				err = nil
 				if dw != nil && !dw.finish() {
-					// keepDeadline has answered 503 and recorded it; this
-					// answer went nowhere.
+					// keepDeadline's keeper has answered 503 and
+					// recorded it; this answer went nowhere.
 					s.log.Warn("request finished after its deadline; its answer was discarded",
 						"request_id", rid, "route", c.Path(), "status", c.Response().Status, "latency", time.Since(start))
 					return
@@ -159,16 +159,31 @@ func validRequestID(id string) bool {
 // answers the client itself when the deadline passes, whether or not the
 // handler has returned:
 //
-//   - The request runs in a goroutine as a complete second pass through
-//     Echo (its own pooled echo.Context, routing, frame, handler), writing
-//     into a deadlineWriter that buffers the whole answer.
-//   - If that finishes in time, the buffer is copied to the client.
-//   - If the deadline passes first, the writer is closed under its lock
-//     (later writes fail with http.ErrHandlerTimeout and go nowhere), the
-//     client gets 503 {"error":{"code":"timeout"}}, and that 503 is what
-//     the access log and metrics record, once. The late pass keeps its own
-//     echo.Context until it returns, so nothing it touches is shared with
-//     another request; it is logged as discarded when it does return.
+//   - The request runs as a complete second pass through Echo (its own
+//     pooled echo.Context, routing, frame, handler) on the serving
+//     goroutine itself, writing into a deadlineWriter that buffers the
+//     whole answer. Running it there, not on a goroutine of its own, keeps
+//     the deep stack of a policy evaluation on net/http's long-lived
+//     connection goroutine instead of growing a fresh stack per request.
+//   - A keeper registered with context.AfterFunc runs when the request
+//     context ends (the deadline, or the client going away).
+//   - If the pass finishes first, it claims the answer (finish, in frame)
+//     and the buffer is copied to the client; the keeper is stopped.
+//   - If the keeper comes first, it closes the writer under its lock
+//     (later writes fail with http.ErrHandlerTimeout and go nowhere),
+//     writes 503 {"error":{"code":"timeout"}} to the client and flushes
+//     it, all under that lock, while the handler may still be blocked; that
+//     503 is what the access log and metrics record, once. The pass keeps
+//     the serving goroutine until it returns, and is logged as discarded
+//     when it does. The 503 asks HTTP/1 clients to close the connection,
+//     which stays busy until then (and so that net/http never reads the
+//     request body on the keeper's behalf).
+//
+// The real http.ResponseWriter is touched by the keeper only under the
+// writer's lock and only if the pass has not claimed the answer; the
+// serving goroutine touches it only after taking that lock (finish) and
+// after net/http resumes it when ServeHTTP returns. The lock orders the
+// two.
 //
 // Why not echo's middleware.Timeout: it runs the handler in a goroutine on
 // the same echo.Context that Echo returns to its pool as soon as the
@@ -176,10 +191,11 @@ func validRequestID(id string) bool {
 // request may already hold (its own source warns about this). Why not
 // http.TimeoutHandler, whose buffering this copies: its timeout answer is a
 // fixed body without the API's JSON error shape, request id and
-// Cache-Control, and it offers no hook to record the 503 in the access log
-// and metrics instead of the late handler's status. Doing this as an Echo
-// Pre middleware (rather than wrapping the http.Handler) keeps Echo's own
-// Start, Shutdown and ListenerAddr working unchanged.
+// Cache-Control, it offers no hook to record the 503 in the access log and
+// metrics instead of the late handler's status, and it runs every handler
+// on a new goroutine. Doing this as an Echo Pre middleware (rather than
+// wrapping the http.Handler) keeps Echo's own Start, Shutdown and
+// ListenerAddr working unchanged.
 
 // deadlineKey marks the inner pass's request context; its value is the
 // pass's *deadlineWriter.
@@ -211,50 +227,52 @@ func (s *Server) deadline() echo.MiddlewareFunc {
 	}
 }
 
-// keepDeadline serves r through Echo in a goroutine and answers w with its
-// buffered answer, or with 503 timeout when RequestTimeout passes first.
+// keepDeadline serves r through Echo on the calling goroutine and answers
+// w with its buffered answer, unless the keeper has answered 503 timeout
+// first because RequestTimeout passed (or the client went away).
 func (s *Server) keepDeadline(w http.ResponseWriter, r *http.Request) {
 	dw := deadlineWriters.Get().(*deadlineWriter)
 	dw.start, dw.rid = time.Now(), requestID(r.Header.Get(headerRequestID))
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
+	stop := context.AfterFunc(ctx, func() { s.answerTimeout(w, r, dw, ctx.Err()) })
 	inner := r.WithContext(context.WithValue(ctx, deadlineKey{}, dw))
-	// The pass sends nil when done or what it panicked with. Buffered: a
-	// pass that ends after the deadline never blocks, and its panic never
-	// crashes the process.
-	done := make(chan any, 1)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				if p != http.ErrAbortHandler && dw.isExpired() {
-					s.log.Error("panic after the request deadline", "request_id", dw.rid, "panic", fmt.Sprint(p))
-				}
-				done <- p
-			}
-		}()
-		s.e.ServeHTTP(dw, inner)
-		done <- nil
-	}()
-	var p any
-	select {
-	case p = <-done:
-	case <-ctx.Done():
-		if dw.expire() {
-			s.answerTimeout(w, r, dw, ctx.Err())
-			return // dw stays with the late pass: never reused
+	returned := false
+	defer func() {
+		if returned {
+			return
 		}
-		// The pass recorded its answer just as the deadline passed: it
-		// returns at once, and its answer is the one logged.
-		p = <-done
-	}
-	if p != nil {
-		// frame recovers handler panics; what arrives here is
-		// http.ErrAbortHandler or a panic outside frame. Re-raise it on
-		// the serving goroutine so net/http aborts the connection.
-		panic(p)
+		// frame recovers handler panics; what unwinds to here is
+		// http.ErrAbortHandler, a panic outside frame, or
+		// runtime.Goexit (p == nil).
+		p := recover()
+		stop()
+		if dw.finish() || p == http.ErrAbortHandler {
+			// The keeper has not answered (and now never will), or the
+			// handler wants the connection aborted: re-raise it so
+			// net/http aborts the connection.
+			if p != nil {
+				panic(p)
+			}
+			return
+		}
+		// The keeper has answered 503 and recorded it.
+		if p != nil {
+			s.log.Error("panic after the request deadline", "request_id", dw.rid, "panic", fmt.Sprint(p))
+		}
+	}()
+	s.e.ServeHTTP(dw, inner)
+	returned = true
+	stopped := stop()
+	if !dw.finish() {
+		// The keeper has answered 503 (frame logged this answer as
+		// discarded). Rare: dw is left to the garbage collector.
+		return
 	}
 	dw.copyTo(w, r.Method)
-	if dw.buf.Cap() <= maxPooledAnswer {
+	// A keeper that could not be stopped has started and will find the
+	// answer claimed; it may still read dw, so dw is not reused.
+	if stopped && dw.buf.Cap() <= maxPooledAnswer {
 		dw.reset()
 		deadlineWriters.Put(dw)
 	}
@@ -263,14 +281,29 @@ func (s *Server) keepDeadline(w http.ResponseWriter, r *http.Request) {
 // maxPooledAnswer is the largest answer buffer kept for reuse.
 const maxPooledAnswer = 64 << 10
 
-// answerTimeout sends the 503 timeout in place of an answer that did not
-// come in time, and records it in the access log and metrics.
+// answerTimeout is the keeper: when the pass has not claimed the answer, it
+// expires dw and sends the 503 timeout in place of the answer that did not
+// come in time, flushes it to the client (the handler may never return),
+// and records it in the access log and metrics. It holds dw's lock
+// throughout, so the pass cannot claim the answer meanwhile and the serving
+// goroutine resumes w only after the keeper is done with it.
 func (s *Server) answerTimeout(w http.ResponseWriter, r *http.Request, dw *deadlineWriter, cause error) {
-	latency, route := time.Since(dw.start), dw.routeName()
+	dw.mu.Lock()
+	defer dw.mu.Unlock()
+	if dw.finished {
+		return
+	}
+	dw.expired = true
+	latency, route := time.Since(dw.start), dw.route
 	h := w.Header()
 	h.Set(headerRequestID, dw.rid)
 	h.Set("Cache-Control", "no-store")
 	h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	if r.ProtoMajor == 1 {
+		// The connection is busy until the handler returns; and this
+		// keeps net/http from draining the request body here.
+		h.Set(echo.HeaderConnection, "close")
+	}
 	if r.Method == http.MethodHead {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	} else {
@@ -278,6 +311,7 @@ func (s *Server) answerTimeout(w http.ResponseWriter, r *http.Request, dw *deadl
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write(timeoutBody)
 	}
+	_ = http.NewResponseController(w).Flush()
 	s.log.Warn("request deadline exceeded; answered 503 without waiting for the handler",
 		"request_id", dw.rid, "route", route, "err", cause)
 	if s.cfg.AccessLog {
@@ -287,8 +321,8 @@ func (s *Server) answerTimeout(w http.ResponseWriter, r *http.Request, dw *deadl
 	s.deps.Metrics.Request(r.Method, route, http.StatusServiceUnavailable, latency)
 }
 
-// deadlineWriter buffers one inner pass's answer until keepDeadline either
-// copies it to the client or, at the deadline, expires it. The header map
+// deadlineWriter buffers one inner pass's answer until keepDeadline
+// copies it to the client or, at the deadline, the keeper expires it. The header map
 // belongs to the pass until it is done; everything else is under mu.
 type deadlineWriter struct {
 	rid   string
@@ -300,7 +334,7 @@ type deadlineWriter struct {
 	code     int
 	route    string
 	finished bool // the pass has recorded its own answer (frame)
-	expired  bool // keepDeadline answered 503; writes go nowhere
+	expired  bool // the keeper answered 503; writes go nowhere
 }
 
 // deadlineWriters recycles the writers of passes that finished in time.
@@ -346,13 +380,7 @@ func (dw *deadlineWriter) setRoute(route string) {
 	dw.mu.Unlock()
 }
 
-func (dw *deadlineWriter) routeName() string {
-	dw.mu.Lock()
-	defer dw.mu.Unlock()
-	return dw.route
-}
-
-// finish claims the answer for the pass: false when keepDeadline already
+// finish claims the answer for the pass: false when the keeper already
 // answered 503 (the pass must not log or count the request).
 func (dw *deadlineWriter) finish() bool {
 	dw.mu.Lock()
@@ -362,24 +390,6 @@ func (dw *deadlineWriter) finish() bool {
 	}
 	dw.finished = true
 	return true
-}
-
-// expire claims the answer for keepDeadline: false when the pass already
-// recorded its own.
-func (dw *deadlineWriter) expire() bool {
-	dw.mu.Lock()
-	defer dw.mu.Unlock()
-	if dw.finished {
-		return false
-	}
-	dw.expired = true
-	return true
-}
-
-func (dw *deadlineWriter) isExpired() bool {
-	dw.mu.Lock()
-	defer dw.mu.Unlock()
-	return dw.expired
 }
 
 // copyTo sends the buffered answer; only after the pass is done.
