@@ -161,6 +161,22 @@ func (r *Resolver) Lookup(ctx context.Context, t token.Verified) (*principal.Pri
 	return principalFor(e), nil
 }
 
+// Cached resolves t from the token cache alone, never asking the store:
+// a credential this process already holds, still live. The bearer resolver
+// asks it for a client that has spent its failed-authentication budget, so
+// valid tokens behind a shared address keep working while guesses do not.
+func (r *Resolver) Cached(t token.Verified) (*principal.Principal, bool) {
+	if r.cache == nil {
+		return nil, false
+	}
+	e, ok := r.cache.Get(t.Hash())
+	if !ok || r.live(e) != nil {
+		return nil, false
+	}
+	r.touch.used(e.Resolved.Token.ID, r.opts.Now())
+	return principalFor(e), true
+}
+
 // LookupRaw verifies raw with the configured prefix and looks it up: for
 // callers that hold a raw token outside a request (tests, tools).
 func (r *Resolver) LookupRaw(ctx context.Context, raw string) (*principal.Principal, error) {

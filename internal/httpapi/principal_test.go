@@ -372,6 +372,16 @@ func TestTooManyFailedAuthenticationsFromOneClientAre429WithoutTouchingTheStore(
 	if r := g.do("GET", "/v1/whoami", "", bearer(forge()), from(neighbour)); r.Status != 401 {
 		t.Fatalf("forged token from another client: %d %s, want 401", r.Status, r.Body)
 	}
+	// A credential this process already holds (the neighbour's use cached
+	// it) still works from the limited client, without a store query: one
+	// guesser behind a shared address must not lock everyone there out.
+	before := g.lookups.n.Load()
+	if r := g.do("GET", "/v1/whoami", "", bearer(g.alphaToken), from(attacker)); r.Status != 200 {
+		t.Fatalf("cached valid token from the limited client: %d %s, want 200", r.Status, r.Body)
+	}
+	if n := g.lookups.n.Load(); n != before {
+		t.Fatalf("the cached credential cost %d store lookups", n-before)
+	}
 	// The limited client without a bearer token is not throttled here.
 	if r := g.do("GET", "/v1/whoami", "", asUser("alice"), from(attacker)); r.Status != 200 {
 		t.Fatalf("proxy user from the limited client: %d %s", r.Status, r.Body)

@@ -44,6 +44,13 @@ func (b BearerToken) Resolve(r *http.Request) (*Principal, bool, error) {
 	}
 	client := b.Throttle.Client(r)
 	if wait, ok := b.Throttle.Allow(client); !ok {
+		// A throttled client may still use a credential this process
+		// already holds (no store query, nothing to guess): one guesser
+		// behind a shared address must not lock out everyone else there.
+		if p, ok := b.cached(prefix, raw, err); ok {
+			return p, true, nil
+		}
+		b.Throttle.Refused()
 		return nil, true, &ThrottledError{RetryAfter: wait}
 	}
 	p, claimed, err := b.resolve(r, prefix, raw, err)
@@ -51,6 +58,25 @@ func (b BearerToken) Resolve(r *http.Request) (*Principal, bool, error) {
 		b.Throttle.Fail(client)
 	}
 	return p, claimed, err
+}
+
+// CachedLookup is what a TokenLookup may add: resolution from what it
+// already holds, without I/O (credential.Resolver implements it).
+type CachedLookup interface {
+	Cached(t token.Verified) (*Principal, bool)
+}
+
+// cached resolves a claimed credential from the lookup's cache only.
+func (b BearerToken) cached(prefix, raw string, credErr error) (*Principal, bool) {
+	c, ok := b.Lookup.(CachedLookup)
+	if !ok || credErr != nil {
+		return nil, false
+	}
+	verified, err := token.Verify(prefix, raw)
+	if err != nil {
+		return nil, false
+	}
+	return c.Cached(verified)
 }
 
 // VerifyFailure is the *AuthError for a token that token.Verify refused.

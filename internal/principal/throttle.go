@@ -144,18 +144,18 @@ func forwardedClient(values []string, trusted func(netip.Addr) bool) (netip.Addr
 }
 
 // Allow reports whether client may attempt a bearer authentication; when it
-// may not, wait is how long until it may.
+// may not, wait is how long until it may. The caller counts a refusal it
+// actually answers with Refused.
 func (f *FailureThrottle) Allow(client netip.Prefix) (wait time.Duration, ok bool) {
 	b, found := f.clients.Peek(client)
 	if !found {
 		return 0, true
 	}
-	wait, ok = b.allow(f.now(), f.burst, f.refill)
-	if !ok {
-		f.refused()
-	}
-	return wait, ok
+	return b.allow(f.now(), f.burst, f.refill)
 }
+
+// Refused counts an attempt answered 429.
+func (f *FailureThrottle) Refused() { f.refused() }
 
 // Fail takes one token from client's bucket. Attempts admitted concurrently
 // may drive the bucket below zero; the debt is repaid before the client is
