@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agentauthz/agentauthz/internal/authz"
+	"github.com/agentauthz/agentauthz/internal/changes"
 	"github.com/agentauthz/agentauthz/internal/credential"
 	"github.com/agentauthz/agentauthz/internal/httpapi"
 	"github.com/agentauthz/agentauthz/internal/metrics"
@@ -57,7 +58,7 @@ func (a *app) serveCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address (env AGENTAUTHZ_ADDR)")
-	f.DurationVar(&c.cacheTTL, "cache-ttl", 5*time.Second, "token cache TTL, the staleness bound for changes made by other processes; 0 disables (env AGENTAUTHZ_CACHE_TTL)")
+	f.DurationVar(&c.cacheTTL, "cache-ttl", 5*time.Second, "token cache TTL, a backstop: changes made by other processes reach the cache within ~1s through the store (LISTEN/NOTIFY, SQLite data_version); 0 disables (env AGENTAUTHZ_CACHE_TTL)")
 	f.IntVar(&c.cacheSize, "cache-size", defaultCacheSize, "token cache capacity in tokens; size it ≈ 1.25 × peak requests/s × --cache-ttl, ~0.9 KB of heap each (env AGENTAUTHZ_CACHE_SIZE)")
 	f.DurationVar(&c.negativeCacheTTL, "negative-cache-ttl", 5*time.Second, "how long an unknown token is answered without asking the store again; 0 disables (env AGENTAUTHZ_NEGATIVE_CACHE_TTL)")
 	f.IntVar(&c.authFailureBurst, "auth-failure-burst", principal.DefaultFailureBurst, "failed bearer authentications a client (IP, or IPv6 /64; behind --trusted-proxies the X-Forwarded-For client) may make before all its bearer attempts get 429; 0 disables (env AGENTAUTHZ_AUTH_FAILURE_BURST)")
@@ -98,6 +99,16 @@ func (a *app) serve(ctx context.Context, c serveConfig) error {
 		Prefix: a.tokenPrefix, CacheTTL: c.cacheTTL, CacheSize: c.cacheSize, NegativeTTL: c.negativeCacheTTL,
 		TouchInterval: c.touchInterval, TouchMinInterval: c.touchMinInterval, Logger: a.logger, Metrics: m,
 	})
+	// Changes committed by other processes (other replicas, the CLI) reach
+	// the token cache through the store: see internal/changes.
+	follower, err := a.followChanges(c, resolver, m)
+	if err != nil {
+		_ = resolver.Close(context.Background())
+		return err
+	}
+	if follower != nil {
+		defer follower.Close()
+	}
 	// The server's service evicts from the token cache; the CLI's does not
 	// need to.
 	a.svc = authz.New(a.st, a.engine, resolver, authz.Config{TokenPrefix: a.tokenPrefix, MaxTokenLifetime: a.maxTokenLifetime, Logger: a.logger, Metrics: m})
@@ -136,6 +147,27 @@ func (a *app) serve(ctx context.Context, c serveConfig) error {
 		a.logger.Warn("flushing last_used_at on shutdown failed", "err", cerr)
 	}
 	return err
+}
+
+// followChanges keeps the token cache in step with changes committed by
+// other processes: LISTEN/NOTIFY on PostgreSQL, PRAGMA data_version polling
+// on SQLite. Without a cache there is nothing to follow (nil). The
+// follower's Up method says whether the cache is trusted; /readyz could
+// report it (it does not: a replica that is not following still answers
+// correctly, from the store).
+func (a *app) followChanges(c serveConfig, resolver *credential.Resolver, m *metrics.Metrics) (*changes.Follower, error) {
+	if c.cacheTTL <= 0 {
+		return nil, nil
+	}
+	opts := changes.Options{Logger: a.logger, Metrics: m}
+	if a.st.Dialect() == "postgres" {
+		f, err := changes.ListenPostgres(a.databaseURL, resolver, opts)
+		if err != nil {
+			return nil, fmt.Errorf("listen for changes on %s: %w", store.RedactURL(a.databaseURL), err)
+		}
+		return f, nil
+	}
+	return changes.PollSQLite(a.st, resolver, opts), nil
 }
 
 func (a *app) principalChain(c serveConfig, lookup principal.TokenLookup, m *metrics.Metrics) (principal.Chain, error) {

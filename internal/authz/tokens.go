@@ -106,7 +106,8 @@ func (s *Service) ListTokens(ctx context.Context, p *principal.Principal, agentR
 
 // RevokeToken revokes one token of an agent and every token minted from
 // it, transitively, effective immediately on this process (other
-// processes: within the cache TTL).
+// processes learn it from the database's change notifications: see the
+// README's staleness bound).
 func (s *Service) RevokeToken(ctx context.Context, p *principal.Principal, agentRef string, tokenID int64) (model.Token, error) {
 	if tokenID <= 0 {
 		return model.Token{}, invalid("invalid_token_id", "token_id", "token_id must be a positive integer")

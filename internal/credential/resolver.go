@@ -23,8 +23,10 @@ type Options struct {
 	// Prefix is the token prefix this deployment issues (default "datamachine").
 	Prefix string
 	// CacheTTL bounds how long a resolved token is trusted without asking the
-	// store again: it is the staleness bound for changes made by another
-	// process (default 5s). Zero or negative disables the cache.
+	// store again (default 5s). Changes made by other processes arrive
+	// sooner through internal/changes, which calls the Evict methods and
+	// SetTrusted; without it, CacheTTL is the staleness bound for them.
+	// Zero or negative disables the cache.
 	CacheTTL time.Duration
 	// CacheSize bounds the number of cached tokens (default 10000).
 	CacheSize int
@@ -78,8 +80,12 @@ type Resolver struct {
 	negativeHits prometheus.Counter
 	mu           sync.Mutex    // serialises fills against evictions
 	epoch        atomic.Uint64 // bumped by every eviction
-	touch        *toucher
-	logger       *slog.Logger
+	// untrusted is set while this process cannot learn of changes made by
+	// other processes (a change follower is down): the cache is then
+	// neither read nor filled, so every lookup asks the store.
+	untrusted atomic.Bool
+	touch     *toucher
+	logger    *slog.Logger
 }
 
 // New builds a Resolver over st and starts its last-used flusher; call Close
@@ -166,7 +172,7 @@ func (r *Resolver) Lookup(ctx context.Context, t token.Verified) (*principal.Pri
 // asks it for a client that has spent its failed-authentication budget, so
 // valid tokens behind a shared address keep working while guesses do not.
 func (r *Resolver) Cached(t token.Verified) (*principal.Principal, bool) {
-	if r.cache == nil {
+	if r.cache == nil || r.untrusted.Load() {
 		return nil, false
 	}
 	e, ok := r.cache.Get(t.Hash())
@@ -205,7 +211,7 @@ func outcome(err error) string {
 // entry returns the cached entry for hash (cached=true), the cached verdict
 // that the hash is unknown (cached=true), or fills either from the store.
 func (r *Resolver) entry(ctx context.Context, hash string) (e *Entry, cached bool, err error) {
-	if r.cache != nil {
+	if r.cache != nil && !r.untrusted.Load() {
 		if e, ok := r.cache.Get(hash); ok {
 			return e, true, nil
 		}
@@ -236,8 +242,9 @@ func (r *Resolver) entry(ctx context.Context, hash string) (e *Entry, cached boo
 	if r.cache != nil {
 		r.mu.Lock()
 		// An eviction that ran while we read the store may concern this
-		// token; publishing what we read could resurrect it.
-		if r.epoch.Load() == before {
+		// token; publishing what we read could resurrect it. Nor is
+		// anything published while the cache is not trusted.
+		if r.epoch.Load() == before && !r.untrusted.Load() {
 			r.cache.Add(hash, e)
 		}
 		r.mu.Unlock()
@@ -327,3 +334,36 @@ func (r *Resolver) evictWhere(match func(*Entry) bool) {
 		}
 	}
 }
+
+// EvictAll empties the token cache: for a change whose extent is unknown
+// (another process committed something, a notification that does not
+// parse, notifications possibly lost). The negative cache is kept (see
+// rememberUnknown).
+func (r *Resolver) EvictAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.epoch.Add(1)
+	if r.cache != nil {
+		r.cache.Purge()
+	}
+}
+
+// SetTrusted says whether this process currently learns of every change
+// made by other processes (see internal/changes). SetTrusted(false) makes
+// every lookup ask the store, fills nothing and empties the cache;
+// SetTrusted(true) empties the cache again and then uses it, so nothing
+// read before or during the untrusted period is ever served. A lookup that
+// read the store before the switch does not publish its result (the epoch
+// guard). A new Resolver trusts its cache.
+func (r *Resolver) SetTrusted(trusted bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.epoch.Add(1)
+	if r.cache != nil {
+		r.cache.Purge()
+	}
+	r.untrusted.Store(!trusted)
+}
+
+// Trusted reports whether the cache is in use (see SetTrusted).
+func (r *Resolver) Trusted() bool { return !r.untrusted.Load() }

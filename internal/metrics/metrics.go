@@ -182,3 +182,50 @@ func (m *Metrics) LastUsedDeferred() prometheus.Counter {
 	return m.guardCounter("agentauthz_token_last_used_deferred_total",
 		"Pending last_used_at writes held back at a flush because the token was written less than --touch-min-interval ago (a token held back at several flushes counts at each).")
 }
+
+// ---- Change propagation (internal/changes): whether this process learns
+// of other processes' commits (PostgreSQL LISTEN, SQLite data_version
+// polling), and what it learnt. ----
+
+// ChangeListener registers agentauthz_change_listener_up, read at scrape
+// time: 1 while the change follower is connected and confirmed recently
+// (the token cache is trusted), 0 while it is down (every lookup asks the
+// store). A nil *Metrics registers nothing.
+func (m *Metrics) ChangeListener(up func() bool) {
+	if m == nil {
+		return
+	}
+	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "agentauthz_change_listener_up",
+		Help: "1 while this process learns of every change committed by other processes (the token cache is trusted), 0 while it does not (every bearer lookup asks the store).",
+	}, func() float64 {
+		if up() {
+			return 1
+		}
+		return 0
+	}))
+}
+
+// ChangeNotifications returns the counter of change notifications by type:
+// token, agent, user (one cache eviction each), commit (SQLite: another
+// process committed; the cache is emptied), reconnect (notifications may
+// have been lost; emptied) and invalid (a payload that does not parse;
+// emptied). On a nil *Metrics it returns an unregistered vector.
+func (m *Metrics) ChangeNotifications() *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "agentauthz_change_notifications_total",
+		Help: "Change notifications received, by type: token, agent, user, commit (SQLite), reconnect, invalid.",
+	}, []string{"type"})
+	if m == nil {
+		return c
+	}
+	if err := m.registry.Register(c); err != nil {
+		if are, ok := err.(prometheus.AlreadyRegisteredError); ok {
+			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+				return existing
+			}
+		}
+		panic(err)
+	}
+	return c
+}
