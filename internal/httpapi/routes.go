@@ -24,6 +24,8 @@ func (s *Server) routes() {
 
 	v1.POST("/authorize", authorize(svc, dec), auth)
 	v1.GET("/whoami", whoami(svc), auth)
+	v1.Match(forwardAuthMethods, forwardAuthPath, forwardAuth(svc), auth)
+	v1.Match(forwardAuthMethods, forwardAuthPath+"/envoy/*", forwardAuth(svc), auth)
 
 	v1.GET("/agents", listAgents(svc), auth)
 	v1.POST("/agents", createAgent(svc, dec), auth)

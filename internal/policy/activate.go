@@ -209,6 +209,7 @@ func describe(data map[string]any) (Activation, error) {
 	act.UserRoles = keysOf(cfg["roles"])
 	act.Abilities = keysOf(cfg["abilities"])
 	act.Actions = keysOf(cfg["actions"])
+	act.RouteHeaders = routeHeaders(cfg["routes"])
 	return act, nil
 }
 
@@ -292,4 +293,21 @@ func revision(manifest, hash string) string {
 		return short
 	}
 	return manifest + "+" + short
+}
+
+// routeHeaders lists the distinct tool_header names of a route table (validated
+// beforehand by data.agentauthz.validate), lower-cased and sorted.
+func routeHeaders(v any) []string {
+	routes, _ := v.([]any)
+	seen := map[string]bool{}
+	out := []string{}
+	for _, r := range routes {
+		m, _ := r.(map[string]any)
+		if h, ok := m["tool_header"].(string); ok && !seen[strings.ToLower(h)] {
+			seen[strings.ToLower(h)] = true
+			out = append(out, strings.ToLower(h))
+		}
+	}
+	sort.Strings(out)
+	return out
 }

@@ -31,6 +31,19 @@ type Decision struct {
 	Accessible []Access `json:"accessible,omitempty"`
 	// Scope is "all" or "related" (list-accessible-agents only).
 	Scope string `json:"scope,omitempty"`
+	// Route is the route the forward-auth request resolved to (forward-auth only, when allowed).
+	Route *Route `json:"route,omitempty"`
+}
+
+// Route is what a gateway's original request means: the action, and the
+// agent and tool when the route names them.
+type Route struct {
+	// Agent is the agent slug or id; "" when the route names none (a token's own agent).
+	Agent string `json:"agent,omitempty"`
+	// Action is the runtime action.
+	Action string `json:"action"`
+	// Tool is the tool, nil when the route names none.
+	Tool *string `json:"tool,omitempty"`
 }
 
 // Access is one agent a caller reaches and its role there.
@@ -133,6 +146,9 @@ func decisionFrom(rs rego.ResultSet) (Decision, error) {
 	if d.Scope, err = optString(obj, keyScope); err != nil {
 		return Decision{}, err
 	}
+	if d.Route, err = optRoute(obj); err != nil {
+		return Decision{}, err
+	}
 	return d, nil
 }
 
@@ -146,6 +162,10 @@ var (
 	keyAccessible   = ast.StringTerm("accessible")
 	keyScope        = ast.StringTerm("scope")
 	keyAgentID      = ast.StringTerm("agent_id")
+	keyRoute        = ast.StringTerm("route")
+	keyAgent        = ast.StringTerm("agent")
+	keyAction       = ast.StringTerm("action")
+	keyTool         = ast.StringTerm("tool")
 )
 
 // field is obj[key], nil when absent.
@@ -261,4 +281,36 @@ func typeName(v any) string {
 		return "an object"
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+// optRoute reads route: {action, agent?, tool?} (strings), absent or null
+// when the decision names none.
+func optRoute(obj ast.Object) (*Route, error) {
+	var m ast.Object
+	switch v := field(obj, keyRoute).(type) {
+	case nil, ast.Null:
+		return nil, nil
+	case ast.Object:
+		m = v
+	default:
+		return nil, malformed("route is %s, not an object", typeName(v))
+	}
+	action, ok := field(m, keyAction).(ast.String)
+	if !ok || action == "" {
+		return nil, malformed("route.action is %s, not a non-empty string", typeName(field(m, keyAction)))
+	}
+	r := &Route{Action: string(action)}
+	var err error
+	if r.Agent, err = optString(m, keyAgent); err != nil {
+		return nil, err
+	}
+	switch v := field(m, keyTool).(type) {
+	case nil, ast.Null:
+	case ast.String:
+		tool := string(v)
+		r.Tool = &tool
+	default:
+		return nil, malformed("route.tool is %s, not a string", typeName(v))
+	}
+	return r, nil
 }

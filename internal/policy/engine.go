@@ -63,6 +63,10 @@ type Activation struct {
 	Abilities []string
 	// Actions lists the runtime actions of data.agentauthz.config.actions, sorted.
 	Actions []string
+	// RouteHeaders lists, in lower case and sorted, the request headers the
+	// forward-auth route table reads (its routes' tool_header): the only
+	// headers of a forwarded request Go passes to the policy.
+	RouteHeaders []string
 	// Source says where the bundle came from ("embedded" or a path).
 	Source string
 	// ActivatedAt is when this activation started serving.

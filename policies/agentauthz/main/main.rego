@@ -12,12 +12,14 @@ import data.agentauthz.access
 import data.agentauthz.actions
 import data.agentauthz.ceilings
 import data.agentauthz.config
+import data.agentauthz.routes
 
 # METADATA
 # title: decision
 # description: |
 #   {allow, role, denied_by, reasons} for every ability, plus capabilities
-#   (whoami) or accessible and scope (list-accessible-agents).
+#   (whoami), accessible and scope (list-accessible-agents) or route
+#   (forward-auth, when a route matched).
 # entrypoint: true
 default decision := {
 	"allow": false,
@@ -45,6 +47,13 @@ decision := _verdict(actions.denials) if {
 	count(input_problems) == 0
 }
 
+# forward-auth: which route of config.routes the gateway's original request
+# means (package routes); Go then asks authorize about the route it names.
+decision := routes.decision if {
+	input.ability == "forward-auth"
+	count(input_problems) == 0
+}
+
 decision := object.union(_verdict(abilities.denials), {"capabilities": ceilings.effective_capabilities}) if {
 	input.ability == "whoami"
 	count(input_problems) == 0
@@ -56,7 +65,7 @@ decision := object.union(_verdict(abilities.denials), {"accessible": access.acce
 }
 
 decision := _verdict(abilities.denials) if {
-	not input.ability in {"authorize", "whoami", "list-accessible-agents"}
+	not input.ability in {"authorize", "whoami", "list-accessible-agents", "forward-auth"}
 	count(input_problems) == 0
 }
 
@@ -190,6 +199,23 @@ input_problems contains "principal.token.expires_at must be null or an RFC 3339 
 _rfc3339_or_null(at) if at == null
 
 _rfc3339_or_null(at) if time.parse_rfc3339_ns(at)
+
+input_problems contains "forward-auth needs input.request {method: string, segments: list of strings, headers: object of strings}" if {
+	input.ability == "forward-auth"
+	not _forward_request(object.get(input, "request", null))
+}
+
+_forward_request(request) if {
+	is_string(request.method)
+	is_array(request.segments)
+	every segment in request.segments {
+		is_string(segment)
+	}
+	is_object(request.headers)
+	every value in request.headers {
+		is_string(value)
+	}
+}
 
 input_problems contains "create-agent needs resource.owner_id" if {
 	input.ability == "create-agent"

@@ -144,3 +144,128 @@ errors contains sprintf("config.abilities.%s.token_capability must be a string o
 	not is_string(cap)
 	cap != null
 }
+
+# routes (optional): the forward-auth route table, a list of
+# {method, path, action, agent?, tool?, tool_header?} (package routes).
+route_keys := {"method", "path", "action", "agent", "tool", "tool_header"}
+
+errors contains "config.routes must be a list of routes" if {
+	routes := config.routes
+	not is_array(routes)
+}
+
+errors contains sprintf("config.routes[%d] must be an object", [i]) if {
+	some i, r in _routes
+	not is_object(r)
+}
+
+errors contains sprintf("config.routes[%d] has unknown key %q", [i, key]) if {
+	some i, r in _routes
+	is_object(r)
+	some key, _ in r
+	not key in route_keys
+}
+
+errors contains sprintf("config.routes[%d] is missing %s", [i, key]) if {
+	some i, r in _routes
+	is_object(r)
+	some key in {"method", "path", "action"}
+	not key in object.keys(r)
+}
+
+errors contains sprintf("config.routes[%d].%s must be a string", [i, key]) if {
+	some i, r in _routes
+	some key in route_keys
+	v := r[key]
+	not is_string(v)
+}
+
+errors contains sprintf("config.routes[%d].method %q must be an upper-case HTTP method", [i, method]) if {
+	some i, r in _routes
+	method := r.method
+	is_string(method)
+	not regex.match(`^[A-Z]+$`, method)
+}
+
+# A path is "/" or "/"-separated segments, each a literal (no braces, not
+# "." or "..") or a whole-segment parameter "{name}".
+errors contains sprintf("config.routes[%d].path %q must be \"/\" or /segment/... with literal or {name} segments", [i, path]) if {
+	some i, r in _routes
+	path := r.path
+	is_string(path)
+	not _valid_path(path)
+}
+
+_valid_path("/")
+
+_valid_path(path) if {
+	path != "/"
+	startswith(path, "/")
+	every segment in split(substring(path, 1, -1), "/") {
+		_valid_segment(segment)
+	}
+}
+
+_valid_segment(segment) if regex.match(`^\{[a-z_][a-z0-9_]*\}$`, segment)
+
+_valid_segment(segment) if {
+	regex.match(`^[^{}/]+$`, segment)
+	not segment in {".", ".."}
+}
+
+errors contains sprintf("config.routes[%d].path %q names parameter %s twice", [i, path, name]) if {
+	some i, r in _routes
+	path := r.path
+	_valid_path(path)
+	params := [p | some p in _params(path)]
+	some name in {p | some p in params}
+	count([p | some p in params; p == name]) > 1
+}
+
+_params(path) := [substring(s, 1, count(s) - 2) |
+	some s in split(substring(path, 1, -1), "/")
+	regex.match(`^\{[a-z_][a-z0-9_]*\}$`, s)
+]
+
+errors contains sprintf("config.routes[%d].%s %q names no parameter of the path", [i, key, spec]) if {
+	some i, r in _routes
+	some key in {"action", "agent", "tool"}
+	spec := r[key]
+	is_string(spec)
+	regex.match(`^\{.*\}$`, spec)
+	is_string(r.path)
+	not substring(spec, 1, count(spec) - 2) in _params(r.path)
+}
+
+errors contains sprintf("config.routes[%d].action %q is not a known action", [i, action]) if {
+	some i, r in _routes
+	action := r.action
+	is_string(action)
+	not regex.match(`^\{.*\}$`, action)
+	not action in object.keys(object.get(config, "actions", {}))
+}
+
+errors contains sprintf("config.routes[%d] names both tool and tool_header", [i]) if {
+	some i, r in _routes
+	"tool" in object.keys(r)
+	"tool_header" in object.keys(r)
+}
+
+errors contains sprintf("config.routes[%d].tool_header %q must be a header name", [i, name]) if {
+	some i, r in _routes
+	name := r.tool_header
+	is_string(name)
+	not regex.match(`^[A-Za-z0-9-]+$`, name)
+}
+
+default _routes := []
+
+_routes := config.routes if is_array(config.routes)
+
+# Credentials never reach the policy: Go does not pass these headers.
+errors contains sprintf("config.routes[%d].tool_header %q carries credentials and is never passed to the policy", [i, name]) if {
+	some i, r in _routes
+	name := r.tool_header
+	is_string(name)
+	lower(name) in {"authorization", "proxy-authorization", "cookie"}
+}

@@ -75,3 +75,64 @@ test_errors_token_capability_not_a_string if {
 	abilities := object.union(config.abilities, {"delete-agent": {"capability": "read", "min_role": "admin", "token_capability": 7}})
 	"config.abilities.delete-agent.token_capability must be a string or null" in validate.errors with data.agentauthz.config.abilities as abilities
 }
+
+route_errors(rs) := errs if {
+	errs := validate.errors with data.agentauthz.config.routes as rs
+}
+
+test_errors_routes_not_a_list if {
+	route_errors({"a": 1}) == {"config.routes must be a list of routes"}
+}
+
+test_errors_routes_entry_not_object if {
+	route_errors(["x"]) == {"config.routes[0] must be an object"}
+}
+
+test_errors_routes_missing_and_unknown_keys if {
+	route_errors([{"path": "/a", "verb": "x"}]) == {
+		"config.routes[0] is missing method",
+		"config.routes[0] is missing action",
+		`config.routes[0] has unknown key "verb"`,
+	}
+}
+
+test_errors_routes_types_and_method if {
+	route_errors([{"method": "post", "path": "/a", "action": 1}]) == {
+		`config.routes[0].method "post" must be an upper-case HTTP method`,
+		"config.routes[0].action must be a string",
+	}
+}
+
+test_errors_routes_bad_paths if {
+	every path in ["a/b", "/a//b", "/a/", "/a/../b", "/a/x{y}", "/{A}", ""] {
+		route_errors([{"method": "GET", "path": path, "action": "chat"}]) == {sprintf(`config.routes[0].path %q must be "/" or /segment/... with literal or {name} segments`, [path])}
+	}
+}
+
+test_errors_routes_duplicate_parameter if {
+	route_errors([{"method": "GET", "path": "/{a}/{a}", "action": "chat"}]) == {`config.routes[0].path "/{a}/{a}" names parameter a twice`}
+}
+
+test_errors_routes_unbound_parameter if {
+	route_errors([{"method": "GET", "path": "/{a}", "agent": "{b}", "action": "{c}"}]) == {
+		`config.routes[0].agent "{b}" names no parameter of the path`,
+		`config.routes[0].action "{c}" names no parameter of the path`,
+	}
+}
+
+test_errors_routes_unknown_action if {
+	route_errors([{"method": "GET", "path": "/", "action": "fly"}]) == {`config.routes[0].action "fly" is not a known action`}
+}
+
+test_errors_routes_tool_and_header if {
+	route_errors([{"method": "GET", "path": "/", "action": "chat", "tool": "x", "tool_header": "X-Tool"}]) == {"config.routes[0] names both tool and tool_header"}
+	route_errors([{"method": "GET", "path": "/", "action": "chat", "tool_header": "X Tool"}]) == {`config.routes[0].tool_header "X Tool" must be a header name`}
+	route_errors([{"method": "GET", "path": "/", "action": "chat", "tool_header": "Authorization"}]) == {`config.routes[0].tool_header "Authorization" carries credentials and is never passed to the policy`}
+}
+
+test_errors_routes_valid if {
+	route_errors([
+		{"method": "GET", "path": "/", "action": "chat"},
+		{"method": "POST", "path": "/a/{agent}/t/{tool}", "agent": "{agent}", "action": "use_tools", "tool": "{tool}"},
+	]) == set()
+}
