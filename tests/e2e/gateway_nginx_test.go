@@ -1,0 +1,109 @@
+package e2e
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// Real nginx (Debian's package, auth_request) runs the README's
+// forward-auth example in front of a recording upstream: only what
+// agentauthz allows reaches the upstream, with the identity headers nginx
+// copies from the check's answer; a denial, a missing or revoked credential
+// and a path outside the route table stop at nginx. Every step counts the
+// upstream's hits exactly.
+func TestNginxForwardAuthGateway(t *testing.T) {
+	t.Parallel()
+	bin := nginxBinary(t)
+	eachStore(t, func(t *testing.T, db string) {
+		seedWorld(t, db)
+		// No --trusted-proxies: nginx is on 127.0.0.1 and passes client
+		// headers on, so trusting it would trust every client. An hour of
+		// cache: the revocation below must evict, not expire.
+		srv := startServer(t, db, "--cache-ttl=1h")
+		up := newUpstream(t)
+		gw := startNginx(t, bin, srv.base, up)
+
+		full := mintCLI(t, db, "chubes-bot")
+		chatOnly := mintCLI(t, db, "chubes-bot", `--capabilities=["datamachine_chat"]`)
+
+		// through sends one request through nginx and checks its status and
+		// how many requests reached the upstream because of it.
+		through := func(t *testing.T, wantStatus, wantHits int, method, path, body string, opts ...reqOpt) *response {
+			t.Helper()
+			before := up.hits()
+			r := gw.do(t, method, path, body, opts...)
+			if got := up.hits() - before; got != wantHits {
+				t.Errorf("%s %s: %d request(s) reached the upstream, want %d (status %d)", method, path, got, wantHits, r.status)
+			}
+			if r.status != wantStatus {
+				t.Fatalf("%s %s through nginx: status %d, want %d; body: %s", method, path, r.status, wantStatus, r.body)
+			}
+			if reached := r.header.Get(upstreamHeader) != ""; reached != (wantHits > 0) {
+				t.Errorf("%s %s: the answer came from the upstream: %v, want %v", method, path, reached, wantHits > 0)
+			}
+			return r
+		}
+		// wantIdentity checks what the upstream saw of the allowed request.
+		wantIdentity := func(t *testing.T, method, uri, body string) {
+			t.Helper()
+			s := up.last()
+			if s.method != method || s.uri != uri || s.body != body {
+				t.Errorf("the upstream saw %s %s body %q, want %s %s body %q", s.method, s.uri, s.body, method, uri, body)
+			}
+			if a, o := s.header.Get("X-Agentauthz-Agent"), s.header.Get("X-Agentauthz-Owner"); a != "chubes-bot" || o != "chubes" {
+				t.Errorf("the upstream saw X-Agentauthz-Agent %q, -Owner %q; want chubes-bot, chubes", a, o)
+			}
+			if id := s.header.Get("X-Agentauthz-Decision-Id"); id == "" || id == "forged" {
+				t.Errorf("the upstream saw X-Agentauthz-Decision-Id %q, want agentauthz's decision id", id)
+			}
+		}
+
+		t.Run("an allowed request reaches the upstream with the agent's identity", func(t *testing.T) {
+			r := through(t, http.StatusOK, 1, "POST", "/agents/chubes-bot/chat?stream=1", `{"message":"hi"}`, bearer(full.Token))
+			if want := "upstream answered POST /agents/chubes-bot/chat?stream=1"; string(r.body) != want {
+				t.Errorf("body %q, want the upstream's answer %q", r.body, want)
+			}
+			wantIdentity(t, "POST", "/agents/chubes-bot/chat?stream=1", `{"message":"hi"}`)
+			through(t, http.StatusOK, 1, "POST", "/agents/chubes-bot/tools/web_search", "", bearer(full.Token))
+			wantIdentity(t, "POST", "/agents/chubes-bot/tools/web_search", "")
+			through(t, http.StatusOK, 1, "POST", "/agents/chubes-bot/chat", "", bearer(chatOnly.Token))
+			wantIdentity(t, "POST", "/agents/chubes-bot/chat", "")
+		})
+		t.Run("identity headers a client sends are overwritten", func(t *testing.T) {
+			through(t, http.StatusOK, 1, "POST", "/agents/chubes-bot/chat", "", bearer(chatOnly.Token),
+				header("X-Agentauthz-Agent", "acme-bot"), header("X-Agentauthz-Owner", "root"),
+				header("X-Agentauthz-Decision-Id", "forged"))
+			wantIdentity(t, "POST", "/agents/chubes-bot/chat", "")
+		})
+		t.Run("a denied request gets 403 and never reaches the upstream", func(t *testing.T) {
+			// chatOnly lacks datamachine_use_tools (token_ceiling).
+			through(t, http.StatusForbidden, 0, "POST", "/agents/chubes-bot/tools/web_search", "", bearer(chatOnly.Token))
+			// The agent's tool policy allows only web_search (tool_policy).
+			through(t, http.StatusForbidden, 0, "POST", "/agents/chubes-bot/tools/shell", "", bearer(full.Token))
+		})
+		t.Run("original-request headers a client sends are overwritten", func(t *testing.T) {
+			through(t, http.StatusForbidden, 0, "POST", "/agents/chubes-bot/tools/web_search", "", bearer(chatOnly.Token),
+				header("X-Original-Method", "POST"), header("X-Original-URI", "/agents/chubes-bot/chat"))
+		})
+		t.Run("no token gets 401 and never reaches the upstream", func(t *testing.T) {
+			r := through(t, http.StatusUnauthorized, 0, "POST", "/agents/chubes-bot/chat", "")
+			if h := r.header.Get("WWW-Authenticate"); !strings.HasPrefix(h, "Bearer") {
+				t.Errorf("WWW-Authenticate %q, want agentauthz's Bearer challenge passed on by nginx", h)
+			}
+			through(t, http.StatusUnauthorized, 0, "POST", "/agents/chubes-bot/chat", "", bearer("datamachine_chubes-bot_not-a-token"))
+		})
+		t.Run("a path with no route gets 403 and never reaches the upstream", func(t *testing.T) {
+			through(t, http.StatusForbidden, 0, "GET", "/agents/chubes-bot/secrets", "", bearer(full.Token))
+			through(t, http.StatusForbidden, 0, "DELETE", "/agents/chubes-bot/chat", "", bearer(full.Token)) // a method outside the table
+			through(t, http.StatusForbidden, 0, "GET", "/", "", bearer(full.Token))
+		})
+		t.Run("a revoked token stops at once", func(t *testing.T) {
+			tok := mintCLI(t, db, "chubes-bot")
+			through(t, http.StatusOK, 1, "POST", "/agents/chubes-bot/chat", "", bearer(tok.Token)) // now cached
+			srv.do(t, "DELETE", "/v1/agents/chubes-bot/tokens/"+itoa(tok.ID), nil, bearer(tok.Token)).want(t, http.StatusOK)
+			through(t, http.StatusUnauthorized, 0, "POST", "/agents/chubes-bot/chat", "", bearer(tok.Token))
+			through(t, http.StatusOK, 1, "POST", "/agents/chubes-bot/chat", "", bearer(full.Token)) // the others still pass
+		})
+	})
+}

@@ -1,0 +1,305 @@
+package e2e
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The placeholders of the README's nginx example that the test replaces
+// with the addresses of this run: agentauthz and the upstream.
+const (
+	readmeAgentauthz = "http://127.0.0.1:8080"
+	readmeUpstream   = "http://agents-api"
+)
+
+// nginxBinary finds Debian's nginx with the auth_request module. Without it
+// the test is skipped, except under CI=true, where it fails: CI installs
+// nginx (.ci/run), so a missing one is a broken machine, not a reason to
+// pass without having run.
+func nginxBinary(t *testing.T) string {
+	t.Helper()
+	missing := func(format string, args ...any) {
+		t.Helper()
+		msg := fmt.Sprintf(format, args...)
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s (CI=true: .ci/run installs it with apt-get install nginx)", msg)
+		}
+		t.Skipf("%s; install it (apt-get install nginx) to run this test", msg)
+	}
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		bin = "/usr/sbin/nginx" // not on PATH for non-root users
+		if _, err := os.Stat(bin); err != nil {
+			missing("nginx not found on PATH nor at %s", bin)
+		}
+	}
+	out, err := exec.Command(bin, "-V").CombinedOutput()
+	if err != nil {
+		missing("%s -V: %v: %s", bin, err, out)
+	}
+	if !bytes.Contains(out, []byte("http_auth_request_module")) {
+		missing("%s is built without http_auth_request_module", bin)
+	}
+	return bin
+}
+
+// readmeNginxExample is the README's nginx block for forward-auth, the
+// configuration this test runs: the README marks it as tested, so it must
+// stay what runs here.
+func readmeNginxExample(t *testing.T) string {
+	t.Helper()
+	text, err := os.ReadFile(filepath.Join(moduleRoot, "README.md"))
+	if err != nil {
+		t.Fatalf("reading README.md: %v", err)
+	}
+	_, section, ok := strings.Cut(string(text), "### Forward-auth for gateways")
+	if !ok {
+		t.Fatal("README.md has no forward-auth section")
+	}
+	_, block, ok := strings.Cut(section, "```nginx\n")
+	if !ok {
+		t.Fatal("README.md's forward-auth section has no ```nginx block")
+	}
+	block, _, ok = strings.Cut(block, "```")
+	if !ok {
+		t.Fatal("README.md's ```nginx block is not closed")
+	}
+	for _, p := range []string{readmeAgentauthz + "/v1/forward-auth;", readmeUpstream + ";"} {
+		if n := strings.Count(block, p); n != 1 {
+			t.Fatalf("README.md's nginx example names %q %d times, want once:\n%s", p, n, block)
+		}
+	}
+	return block
+}
+
+// upstream is the service behind nginx: it records every request that
+// reaches it and answers 200 with a body naming what it saw.
+type upstream struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	seen []seenRequest
+}
+
+type seenRequest struct {
+	method, uri string
+	header      http.Header
+	body        string
+}
+
+const upstreamHeader = "X-Upstream"
+
+func newUpstream(t *testing.T) *upstream {
+	u := &upstream{}
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		u.mu.Lock()
+		u.seen = append(u.seen, seenRequest{r.Method, r.RequestURI, r.Header.Clone(), string(b)})
+		u.mu.Unlock()
+		w.Header().Set(upstreamHeader, "reached")
+		fmt.Fprintf(w, "upstream answered %s %s", r.Method, r.RequestURI)
+	}))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+// hits is the number of requests that reached the upstream so far.
+func (u *upstream) hits() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.seen)
+}
+
+// last is the latest request that reached the upstream.
+func (u *upstream) last() seenRequest {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.seen[len(u.seen)-1]
+}
+
+// gateway is one running nginx (master in the foreground, daemon off).
+type gateway struct {
+	base   string
+	dir    string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	client *http.Client
+}
+
+// startNginx runs nginx with the README's forward-auth example in front of
+// up, asking the agentauthz server at authBase, with its prefix, config,
+// logs, pid and temp files in a fresh t.TempDir(). It stops nginx when t ends.
+func startNginx(t *testing.T, bin, authBase string, up *upstream) *gateway {
+	t.Helper()
+	locations := readmeNginxExample(t)
+	locations = strings.Replace(locations, readmeAgentauthz, authBase, 1)
+	locations = strings.Replace(locations, readmeUpstream, up.srv.URL, 1)
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		g, err := launchNginx(t, bin, locations)
+		if err == nil {
+			return g
+		}
+		lastErr = err
+		if !strings.Contains(err.Error(), "Address already in use") {
+			break
+		}
+	}
+	t.Fatalf("nginx did not start: %v", lastErr)
+	return nil
+}
+
+func launchNginx(t *testing.T, bin, locations string) (*gateway, error) {
+	t.Helper()
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	dir := t.TempDir()
+	user := ""
+	if os.Geteuid() == 0 {
+		// Workers would run as nobody, who cannot use the 0700 temp dir.
+		user = "user root;"
+	}
+	conf := fmt.Sprintf(`%[1]s
+worker_processes 1;
+pid %[2]s/nginx.pid;
+error_log %[2]s/error.log info;
+events { worker_connections 64; }
+http {
+    access_log %[2]s/access.log;
+    client_body_temp_path %[2]s/client_body;
+    proxy_temp_path %[2]s/proxy;
+    fastcgi_temp_path %[2]s/fastcgi;
+    uwsgi_temp_path %[2]s/uwsgi;
+    scgi_temp_path %[2]s/scgi;
+    server {
+        listen %[3]s;
+        location = /_nginx_ready { return 204; }
+        # ---- the README's example, verbatim but for the two addresses ----
+%[4]s
+    }
+}
+`, user, dir, addr, locations)
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
+		return nil, err
+	}
+	errLog := filepath.Join(dir, "error.log")
+	out, err := os.Create(filepath.Join(dir, "stderr"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-p", dir+"/", "-c", confPath, "-e", errLog, "-g", "daemon off;")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return nil, err
+	}
+	g := &gateway{base: "http://" + addr, dir: dir, cmd: cmd, exited: make(chan struct{}),
+		client: &http.Client{Timeout: 10 * time.Second}}
+	go func() { _ = cmd.Wait(); out.Close(); close(g.exited) }()
+	t.Cleanup(func() { g.stop(t) })
+	if err := g.waitReady(); err != nil {
+		return nil, fmt.Errorf("%w\n%s", err, g.logs())
+	}
+	t.Logf("nginx on %s, config %s:\n%s", g.base, confPath, conf)
+	return g, nil
+}
+
+func (g *gateway) waitReady() error {
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		select {
+		case <-g.exited:
+			return errors.New("nginx exited before it was ready")
+		default:
+		}
+		resp, err := g.client.Get(g.base + "/_nginx_ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusNoContent {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nginx not ready within %s (last error: %v)", readyTimeout, err)
+		}
+		select {
+		case <-g.exited:
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+// logs is nginx's stderr, error log and access log.
+func (g *gateway) logs() string {
+	var b strings.Builder
+	for _, name := range []string{"stderr", "error.log", "access.log"} {
+		text, _ := os.ReadFile(filepath.Join(g.dir, name))
+		fmt.Fprintf(&b, "--- nginx %s:\n%s", name, text)
+	}
+	return b.String()
+}
+
+// stop ends nginx (SIGTERM: fast shutdown of master and workers); its logs
+// go to the test log when the test failed.
+func (g *gateway) stop(t *testing.T) {
+	select {
+	case <-g.exited:
+	default:
+		_ = g.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-g.exited:
+		case <-time.After(stopTimeout):
+			t.Errorf("nginx did not exit within %s of SIGTERM; killing it", stopTimeout)
+			_ = g.cmd.Process.Kill()
+			<-g.exited
+		}
+	}
+	if t.Failed() {
+		t.Logf("nginx on %s:\n%s", g.base, g.logs())
+	}
+}
+
+// do sends one request through nginx.
+func (g *gateway) do(t *testing.T, method, path, body string, opts ...reqOpt) *response {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, g.base+path, rd)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	for _, o := range opts {
+		o(req)
+	}
+	resp, err := g.client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s through nginx: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s through nginx: reading body: %v", method, path, err)
+	}
+	return &response{method: method, path: path, status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// header sets any request header (what a client could smuggle).
+func header(name, value string) reqOpt {
+	return func(r *http.Request) { r.Header.Set(name, value) }
+}
