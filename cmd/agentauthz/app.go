@@ -71,6 +71,8 @@ var envBindings = map[string]string{
 	"access-log":            "AGENTAUTHZ_ACCESS_LOG",
 	"body-limit":            "AGENTAUTHZ_BODY_LIMIT",
 	"request-timeout":       "AGENTAUTHZ_REQUEST_TIMEOUT",
+	"authzen-pep-token":     "AGENTAUTHZ_AUTHZEN_PEP_TOKEN",
+	"authzen-base-url":      "AGENTAUTHZ_AUTHZEN_BASE_URL",
 }
 
 // applyEnv fills the command's unset flags from their variables.

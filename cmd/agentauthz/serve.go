@@ -44,6 +44,8 @@ type serveConfig struct {
 	accessLog           bool
 	bodyLimit           int64
 	requestTimeout      time.Duration
+	authzenPEPToken     string
+	authzenBaseURL      string
 }
 
 func (a *app) serveCommand() *cobra.Command {
@@ -73,6 +75,8 @@ func (a *app) serveCommand() *cobra.Command {
 	f.BoolVar(&c.accessLog, "access-log", true, "log one line per request (env AGENTAUTHZ_ACCESS_LOG)")
 	f.Int64Var(&c.bodyLimit, "body-limit", 64<<10, "largest request body in bytes (env AGENTAUTHZ_BODY_LIMIT)")
 	f.DurationVar(&c.requestTimeout, "request-timeout", 10*time.Second, "deadline of one request (env AGENTAUTHZ_REQUEST_TIMEOUT)")
+	f.StringVar(&c.authzenPEPToken, "authzen-pep-token", "", "bearer secret a policy enforcement point presents to the AuthZEN API (/access/v1/*); prefer the env variable (env AGENTAUTHZ_AUTHZEN_PEP_TOKEN)")
+	f.StringVar(&c.authzenBaseURL, "authzen-base-url", "", "policy_decision_point in /.well-known/authzen-configuration; empty: the request's scheme and Host (env AGENTAUTHZ_AUTHZEN_BASE_URL)")
 	return cmd
 }
 
@@ -116,11 +120,13 @@ func (a *app) serve(ctx context.Context, c serveConfig) error {
 	if err != nil {
 		return err
 	}
+	nets, _ := principal.ParseNetworks(c.trustedProxies) // principalChain has refused bad ones
 	if err := a.engine.Watch(ctx); err != nil {
 		return fmt.Errorf("watch policy bundle: %w", err)
 	}
 	srv := httpapi.New(httpapi.Config{
 		Addr: c.addr, BodyLimit: c.bodyLimit, RequestTimeout: c.requestTimeout, AccessLog: c.accessLog, Logger: a.logger,
+		AuthZENPEPToken: c.authzenPEPToken, AuthZENTrustedNetworks: nets, AuthZENBaseURL: c.authzenBaseURL,
 	}, httpapi.Deps{
 		Service:    a.svc,
 		Principals: chain,

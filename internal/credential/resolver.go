@@ -280,11 +280,19 @@ func (r *Resolver) rememberUnknown(hash string) {
 
 // live applies the liveness rules to an entry, cached or fresh.
 func (r *Resolver) live(e *Entry) error {
-	t, a, o := e.Resolved.Token, e.Resolved.Agent, e.Resolved.Owner
+	return Live(&e.Resolved, r.opts.Now())
+}
+
+// Live applies the liveness rules of a bearer token to a resolved token at
+// now: not revoked (nor its lineage), not expired, owner present and
+// active, agent active. A failure is a *principal.AuthError. Every path
+// that accepts a token, by hash or by id, uses these rules.
+func Live(res *model.Resolved, now time.Time) error {
+	t, a, o := res.Token, res.Agent, res.Owner
 	switch {
-	case t.RevokedAt != nil, e.Resolved.LineageEnded:
+	case t.RevokedAt != nil, res.LineageEnded:
 		return &principal.AuthError{Reason: principal.ReasonRevoked}
-	case t.ExpiresAt != nil && !r.opts.Now().Before(*t.ExpiresAt):
+	case t.ExpiresAt != nil && !now.Before(*t.ExpiresAt):
 		return &principal.AuthError{Reason: principal.ReasonExpired}
 	case o == nil:
 		return &principal.AuthError{Reason: principal.ReasonOwnerMissing}

@@ -17,6 +17,13 @@ func (s *Server) routes() {
 		e.GET("/metrics", echo.WrapHandler(s.deps.Metrics.Handler()))
 	}
 
+	// The AuthZEN API (authzen.go): the PEP authenticates itself; the
+	// subject it names is not the caller, so the resolver chain does not run.
+	pep := s.authzenPEP()
+	e.GET(authzenDiscoveryPath, s.authzenConfiguration())
+	e.POST(authzenEvaluationPath, authzenEvaluate(svc, dec), pep)
+	e.POST(authzenEvaluationsPath, authzenEvaluateMany(svc, dec), pep)
+
 	// The resolver runs per route rather than as group middleware: echo
 	// answers a group's unmatched paths with 404 even for a known path with
 	// the wrong method, which must be 405.

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -44,6 +45,15 @@ type Config struct {
 	// AccessLog writes one structured record per request.
 	AccessLog bool
 	Logger    *slog.Logger
+	// AuthZENPEPToken is the bearer secret a policy enforcement point
+	// presents to the AuthZEN endpoints; empty accepts none.
+	AuthZENPEPToken string
+	// AuthZENTrustedNetworks are the TCP peers admitted to the AuthZEN
+	// endpoints without the secret (normally --trusted-proxies).
+	AuthZENTrustedNetworks []netip.Prefix
+	// AuthZENBaseURL is the policy_decision_point the discovery document
+	// names; empty derives it from each request's scheme and Host.
+	AuthZENBaseURL string
 }
 
 // Deps are the server's collaborators.

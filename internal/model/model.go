@@ -207,6 +207,9 @@ type Store interface {
 	// ResolveTokenHash is the hot-path lookup: one indexed query by hash
 	// returning token, agent and owner. It does not judge liveness.
 	ResolveTokenHash(ctx context.Context, hash string) (Resolved, error)
+	// ResolveTokenID is the same lookup by token id (ErrNotFound when there
+	// is no such token). It does not judge liveness.
+	ResolveTokenID(ctx context.Context, id int64) (Resolved, error)
 	// TouchTokens records last_used_at for many tokens in one round trip;
 	// it never moves a timestamp backwards.
 	TouchTokens(ctx context.Context, used map[int64]time.Time) error

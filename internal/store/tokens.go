@@ -176,15 +176,22 @@ func sortedUnion(a, b []int64) []int64 {
 	return slices.Compact(out)
 }
 
-// resolveQuery is the one indexed lookup behind ResolveTokenHash.
-const resolveQuery = `SELECT t.id, t.agent_id, t.token_hash, t.token_prefix, t.label, t.capabilities,
+// resolveColumns is what ResolveTokenHash and ResolveTokenID read.
+const resolveColumns = `SELECT t.id, t.agent_id, t.token_hash, t.token_prefix, t.label, t.capabilities,
         t.last_used_at, t.expires_at, t.created_at, t.revoked_at, t.parent_token_id,
         a.id, a.slug, a.name, a.owner_id, a.status, a.tool_policy, a.created_at, a.updated_at,
         u.id, u.login, u.name, u.roles, u.status, u.created_at
    FROM agent_tokens t
    JOIN agents a ON a.id = t.agent_id
-   LEFT JOIN users u ON u.id = a.owner_id
+   LEFT JOIN users u ON u.id = a.owner_id`
+
+// resolveQuery is the one indexed lookup behind ResolveTokenHash.
+const resolveQuery = resolveColumns + `
   WHERE t.token_hash = ?`
+
+// resolveIDQuery is the lookup by primary key behind ResolveTokenID.
+const resolveIDQuery = resolveColumns + `
+  WHERE t.id = ?`
 
 // resolveStmt prepares resolveQuery once. A prepared statement saves
 // PostgreSQL a parse per request and lib/pq a round trip (an unprepared
@@ -212,6 +219,26 @@ func (s *SQL) resolveStmt(ctx context.Context) *sqlx.Stmt {
 // returning the token, its agent and the agent's owner (nil if the owner row
 // is missing). It does not judge liveness.
 func (s *SQL) ResolveTokenHash(ctx context.Context, hash string) (model.Resolved, error) {
+	var row *sqlx.Row
+	if stmt := s.resolveStmt(ctx); stmt != nil {
+		row = stmt.QueryRowxContext(ctx, hash)
+	} else {
+		row = s.db.QueryRowxContext(ctx, s.db.Rebind(resolveQuery), hash)
+	}
+	// The hash is a credential's fingerprint: keep it out of messages.
+	return s.scanResolved(ctx, row, "resolve token hash")
+}
+
+// ResolveTokenID returns a token by id with its agent and the agent's owner,
+// exactly as ResolveTokenHash does (for callers that name a token by its id,
+// such as an AuthZEN subject). It does not judge liveness.
+func (s *SQL) ResolveTokenID(ctx context.Context, id int64) (model.Resolved, error) {
+	row := s.db.QueryRowxContext(ctx, s.db.Rebind(resolveIDQuery), id)
+	return s.scanResolved(ctx, row, "resolve token id")
+}
+
+// scanResolved reads one row of resolveColumns.
+func (s *SQL) scanResolved(ctx context.Context, row *sqlx.Row, op string) (model.Resolved, error) {
 	var (
 		t       tokenRow
 		a       agentRow
@@ -222,20 +249,13 @@ func (s *SQL) ResolveTokenHash(ctx context.Context, hash string) (model.Resolved
 		status  *string
 		created dbTime
 	)
-	var row *sqlx.Row
-	if stmt := s.resolveStmt(ctx); stmt != nil {
-		row = stmt.QueryRowxContext(ctx, hash)
-	} else {
-		row = s.db.QueryRowxContext(ctx, s.db.Rebind(resolveQuery), hash)
-	}
 	err := row.Scan(
 		&t.ID, &t.AgentID, &t.Hash, &t.Prefix, &t.Label, &t.Capabilities,
 		&t.LastUsedAt, &t.ExpiresAt, &t.CreatedAt, &t.RevokedAt, &t.ParentID,
 		&a.ID, &a.Slug, &a.Name, &a.OwnerID, &a.Status, &a.ToolPolicy, &a.CreatedAt, &a.UpdatedAt,
 		&ownerID, &login, &name, &roles, &status, &created)
 	if err != nil {
-		// The hash is a credential's fingerprint: keep it out of messages.
-		return model.Resolved{}, dbError("resolve token hash", err)
+		return model.Resolved{}, dbError(op, err)
 	}
 	var res model.Resolved
 	if res.Token, err = t.token(); err != nil {

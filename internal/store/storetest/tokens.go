@@ -79,6 +79,19 @@ var tokenRules = []rule{
 		noErr(t, "ResolveTokenHash", err)
 		equal(t, "resolved", got, model.Resolved{Token: tok, Agent: a, Owner: &owner})
 	}},
+	{"resolve by id returns what resolve by hash returns", func(t *testing.T, s model.Store) {
+		owner := mustUser(t, s, "ada")
+		a := mustAgent(t, s, owner.ID, "bot")
+		mustToken(t, s, a.ID, "t1")
+		tok := mustToken(t, s, a.ID, "t2")
+		byHash, err := s.ResolveTokenHash(ctx(t), hash("t2"))
+		noErr(t, "ResolveTokenHash", err)
+		got, err := s.ResolveTokenID(ctx(t), tok.ID)
+		noErr(t, "ResolveTokenID", err)
+		equal(t, "resolved by id", got, byHash)
+		_, err = s.ResolveTokenID(ctx(t), tok.ID+1000)
+		isErr(t, "ResolveTokenID of an unknown id", err, model.ErrNotFound)
+	}},
 	{"unknown hash is not found", func(t *testing.T, s model.Store) {
 		_, err := s.ResolveTokenHash(ctx(t), hash("never stored"))
 		isErr(t, "ResolveTokenHash", err, model.ErrNotFound)
