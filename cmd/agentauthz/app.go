@@ -41,6 +41,7 @@ type app struct {
 	serving bool
 	st      *store.SQL
 	engine  *policy.Engine
+	opa     *policy.OPAConfig // serve --opa-config, read before open
 	svc     *authz.Service
 }
 
@@ -73,6 +74,7 @@ var envBindings = map[string]string{
 	"request-timeout":       "AGENTAUTHZ_REQUEST_TIMEOUT",
 	"authzen-pep-token":     "AGENTAUTHZ_AUTHZEN_PEP_TOKEN",
 	"authzen-base-url":      "AGENTAUTHZ_AUTHZEN_BASE_URL",
+	"opa-config":            "AGENTAUTHZ_OPA_CONFIG",
 }
 
 // applyEnv fills the command's unset flags from their variables.
@@ -148,7 +150,7 @@ func (a *app) open(ctx context.Context) error {
 	if err := st.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate %s: %w", store.RedactURL(a.databaseURL), err)
 	}
-	eng, err := policy.New(ctx, policy.Options{BundlePath: a.policyBundle, Logger: a.quietLogger()})
+	eng, err := policy.New(ctx, a.policyOptions())
 	if err != nil {
 		return fmt.Errorf("policy: %w", err)
 	}

@@ -17,14 +17,21 @@ import (
 	"github.com/agentauthz/agentauthz/internal/httpapi"
 	"github.com/agentauthz/agentauthz/internal/metrics"
 	"github.com/agentauthz/agentauthz/internal/model"
+	"github.com/agentauthz/agentauthz/internal/policy"
 	"github.com/agentauthz/agentauthz/internal/principal"
 	"github.com/agentauthz/agentauthz/internal/store"
 )
 
-// defaultCacheSize is --cache-size's default: enough for ~1,600 requests/s
-// of distinct tokens at the default 5 s --cache-ttl (10,000 ÷ 1.25 ÷ 5),
-// ~9 MB of heap when full.
+// defaultCacheSize is --cache-size's default: a working set of 10,000
+// tokens in use within --cache-ttl, ~9 MB of heap when full.
 const defaultCacheSize = 10000
+
+// defaultCacheTTL is --cache-ttl's default. Changes reach the cache
+// through the store (internal/changes), and the cache is not trusted while
+// that is not confirmed, so the TTL is only the safety net for a
+// notification lost in a way nothing detects (say, a writer that bypasses
+// the triggers); it also bounds how long an idle token's entry stays.
+const defaultCacheTTL = time.Minute
 
 // serveConfig is the server's part of the configuration.
 type serveConfig struct {
@@ -46,6 +53,7 @@ type serveConfig struct {
 	requestTimeout      time.Duration
 	authzenPEPToken     string
 	authzenBaseURL      string
+	opaConfig           string
 }
 
 func (a *app) serveCommand() *cobra.Command {
@@ -60,8 +68,8 @@ func (a *app) serveCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address (env AGENTAUTHZ_ADDR)")
-	f.DurationVar(&c.cacheTTL, "cache-ttl", 5*time.Second, "token cache TTL, a backstop: changes made by other processes reach the cache within ~1s through the store (LISTEN/NOTIFY, SQLite data_version); 0 disables (env AGENTAUTHZ_CACHE_TTL)")
-	f.IntVar(&c.cacheSize, "cache-size", defaultCacheSize, "token cache capacity in tokens; size it ≈ 1.25 × peak requests/s × --cache-ttl, ~0.9 KB of heap each (env AGENTAUTHZ_CACHE_SIZE)")
+	f.DurationVar(&c.cacheTTL, "cache-ttl", defaultCacheTTL, "token cache TTL, a safety net: changes made by other processes reach the cache within ~1s through the store (LISTEN/NOTIFY, SQLite data_version); 0 disables the cache and the follower (env AGENTAUTHZ_CACHE_TTL)")
+	f.IntVar(&c.cacheSize, "cache-size", defaultCacheSize, "token cache capacity in tokens; size it ≈ the tokens in use within --cache-ttl (the working set), ~0.9 KB of heap each (env AGENTAUTHZ_CACHE_SIZE)")
 	f.DurationVar(&c.negativeCacheTTL, "negative-cache-ttl", 5*time.Second, "how long an unknown token is answered without asking the store again; 0 disables (env AGENTAUTHZ_NEGATIVE_CACHE_TTL)")
 	f.IntVar(&c.authFailureBurst, "auth-failure-burst", principal.DefaultFailureBurst, "failed bearer authentications a client (IP, or IPv6 /64; behind --trusted-proxies the X-Forwarded-For client) may make before all its bearer attempts get 429; 0 disables (env AGENTAUTHZ_AUTH_FAILURE_BURST)")
 	f.DurationVar(&c.authFailureRefill, "auth-failure-refill", principal.DefaultFailureRefill, "a client regains one allowed failed authentication per this interval (env AGENTAUTHZ_AUTH_FAILURE_REFILL)")
@@ -76,6 +84,7 @@ func (a *app) serveCommand() *cobra.Command {
 	f.Int64Var(&c.bodyLimit, "body-limit", 64<<10, "largest request body in bytes (env AGENTAUTHZ_BODY_LIMIT)")
 	f.DurationVar(&c.requestTimeout, "request-timeout", 10*time.Second, "deadline of one request (env AGENTAUTHZ_REQUEST_TIMEOUT)")
 	f.StringVar(&c.authzenPEPToken, "authzen-pep-token", "", "bearer secret a policy enforcement point presents to the AuthZEN API (/access/v1/*); prefer the env variable (env AGENTAUTHZ_AUTHZEN_PEP_TOKEN)")
+	f.StringVar(&c.opaConfig, "opa-config", "", "OPA configuration file (YAML or JSON): bundles from a bundle server with signature verification, decision logs, status; see README \"OPA configuration\"")
 	f.StringVar(&c.authzenBaseURL, "authzen-base-url", "", "policy_decision_point in /.well-known/authzen-configuration; empty: the request's scheme and Host (env AGENTAUTHZ_AUTHZEN_BASE_URL)")
 	return cmd
 }
@@ -90,11 +99,21 @@ func (a *app) serve(ctx context.Context, c serveConfig) error {
 	if c.touchMinInterval < 0 {
 		return &usageError{fmt.Sprintf("--touch-min-interval must be 0 (off) or positive, not %s", c.touchMinInterval)}
 	}
+	// --opa-config is read first: a bad file exits 2 before anything opens.
+	if c.opaConfig != "" {
+		cfg, err := a.loadOPAConfig(c.opaConfig)
+		if err != nil {
+			return err
+		}
+		a.opa = cfg // open builds the engine with the file's settings
+	}
 	if err := a.open(ctx); err != nil {
 		return err
 	}
+	opaCfg := a.opa
 	m := metrics.New()
 	eng := a.engine
+	m.PolicyBundle(bundleState(eng))
 	m.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "agentauthz_policy_generation", Help: "Activations of the policy bundle since start (1 = the first).",
 	}, func() float64 { return float64(eng.Activation().Generation) }))
@@ -110,12 +129,25 @@ func (a *app) serve(ctx context.Context, c serveConfig) error {
 		_ = resolver.Close(context.Background())
 		return err
 	}
+	ready := a.ready
 	if follower != nil {
 		defer follower.Close()
+		ready = a.readyFollowing(follower)
+	}
+	var opaPlugins *policy.Plugins
+	if opaCfg != nil {
+		if opaPlugins, err = policy.StartPlugins(ctx, opaCfg, eng, m.Registerer(), a.logger); err != nil {
+			_ = resolver.Close(context.Background())
+			return err
+		}
+		defer stopPlugins(opaPlugins) // flushes buffered decision logs
+		if opaCfg.RemoteBundle() {
+			ready = readyBundle(ready, a, opaPlugins)
+		}
 	}
 	// The server's service evicts from the token cache; the CLI's does not
 	// need to.
-	a.svc = authz.New(a.st, a.engine, resolver, authz.Config{TokenPrefix: a.tokenPrefix, MaxTokenLifetime: a.maxTokenLifetime, Logger: a.logger, Metrics: m})
+	a.svc = authz.New(a.st, a.engine, resolver, authz.Config{TokenPrefix: a.tokenPrefix, MaxTokenLifetime: a.maxTokenLifetime, Logger: a.logger, Metrics: m, DecisionLog: decisionLog(opaPlugins)})
 	chain, err := a.principalChain(c, resolver, m)
 	if err != nil {
 		return err
@@ -131,9 +163,13 @@ func (a *app) serve(ctx context.Context, c serveConfig) error {
 		Service:    a.svc,
 		Principals: chain,
 		Metrics:    m,
-		Ready:      a.ready, // store ping + policy active and not failing (ready.go)
+		Ready:      ready, // store ping + policy active and not failing, and the change follower's state (ready.go)
 	})
-	go a.reloadOnHangup(ctx)
+	reload := a.engine.Reload
+	if opaCfg != nil && opaCfg.RemoteBundle() {
+		reload = opaPlugins.Reload // the bundle server's bundle is polled, not reloaded
+	}
+	go a.reloadOnHangup(ctx, reload)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Start() }()
@@ -157,10 +193,8 @@ func (a *app) serve(ctx context.Context, c serveConfig) error {
 
 // followChanges keeps the token cache in step with changes committed by
 // other processes: LISTEN/NOTIFY on PostgreSQL, PRAGMA data_version polling
-// on SQLite. Without a cache there is nothing to follow (nil). The
-// follower's Up method says whether the cache is trusted; /readyz could
-// report it (it does not: a replica that is not following still answers
-// correctly, from the store).
+// on SQLite. Without a cache there is nothing to follow (nil). /readyz
+// shows the follower's state (readyFollowing).
 func (a *app) followChanges(c serveConfig, resolver *credential.Resolver, m *metrics.Metrics) (*changes.Follower, error) {
 	if c.cacheTTL <= 0 {
 		return nil, nil
@@ -216,7 +250,7 @@ func (a *app) principalChain(c serveConfig, lookup principal.TokenLookup, m *met
 	return chain, nil
 }
 
-func (a *app) reloadOnHangup(ctx context.Context) {
+func (a *app) reloadOnHangup(ctx context.Context, reload func(context.Context) error) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -225,7 +259,7 @@ func (a *app) reloadOnHangup(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			if err := a.engine.Reload(ctx); err != nil {
+			if err := reload(ctx); err != nil {
 				a.logger.Error("policy reload on SIGHUP failed; previous policy keeps serving", "err", err)
 			}
 		}

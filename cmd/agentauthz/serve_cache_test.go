@@ -41,7 +41,7 @@ func TestCacheAndTouchFlagsAreValidated(t *testing.T) {
 }
 
 func TestCacheAndTouchFlagsHaveVariables(t *testing.T) {
-	for flag, env := range map[string]string{"cache-size": "AGENTAUTHZ_CACHE_SIZE", "touch-min-interval": "AGENTAUTHZ_TOUCH_MIN_INTERVAL"} {
+	for flag, env := range map[string]string{"cache-size": "AGENTAUTHZ_CACHE_SIZE", "touch-min-interval": "AGENTAUTHZ_TOUCH_MIN_INTERVAL", "opa-config": "AGENTAUTHZ_OPA_CONFIG"} {
 		if got := envBindings[flag]; got != env {
 			t.Errorf("--%s is bound to %q, want %q", flag, got, env)
 		}

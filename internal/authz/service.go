@@ -42,6 +42,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics counts decisions; nil records nothing.
 	Metrics *metrics.Metrics
+	// DecisionLog receives every decision; nil logs none (and costs nothing).
+	DecisionLog DecisionLogger
 }
 
 // Service runs abilities. It is safe for concurrent use.
@@ -83,8 +85,13 @@ func (s *Service) decide(ctx context.Context, f *facts) (policy.Decision, error)
 }
 
 // evaluate answers from the decision memo when it can (see memo.go) and
-// reports whether it did.
-func (s *Service) evaluate(ctx context.Context, f *facts) (policy.Decision, bool, error) {
+// reports whether it did. It is the one place every decision passes, so
+// it is where decisions are logged.
+func (s *Service) evaluate(ctx context.Context, f *facts) (d policy.Decision, memo bool, err error) {
+	if s.cfg.DecisionLog != nil {
+		start := time.Now()
+		defer func() { s.logDecision(ctx, f, start, d, memo, err) }()
+	}
 	act := s.engine.Activation()
 	key, memoizable := "", act.Deterministic
 	if memoizable {
@@ -96,7 +103,7 @@ func (s *Service) evaluate(ctx context.Context, f *facts) (policy.Decision, bool
 			}
 		}
 	}
-	d, err := s.engine.Decide(ctx, f.input())
+	d, err = s.engine.Decide(ctx, f.input())
 	if err != nil {
 		s.cfg.Logger.Error("policy evaluation failed; denying", "ability", f.ability, "err", err)
 		s.cfg.Metrics.DecisionError(f.ability)

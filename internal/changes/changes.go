@@ -98,6 +98,8 @@ type Follower struct {
 	lost      uint64     // connection losses, to discard a stale "listening"
 	closed    bool
 	up        atomic.Bool
+	since     time.Time // when trust last changed (or the follower started)
+	lastNote  time.Time // latest change learned of: a valid notification, a new data_version
 
 	stop chan struct{}
 	done sync.WaitGroup
@@ -107,7 +109,7 @@ type Follower struct {
 
 func newFollower(c Cache, opts Options) *Follower {
 	opts.defaults()
-	f := &Follower{cache: c, opts: opts, logger: opts.Logger, counts: opts.Metrics.ChangeNotifications(), stop: make(chan struct{})}
+	f := &Follower{cache: c, opts: opts, logger: opts.Logger, counts: opts.Metrics.ChangeNotifications(), stop: make(chan struct{}), since: time.Now()}
 	opts.Metrics.ChangeListener(f.Up)
 	// Until the first confirmation nothing is trusted.
 	c.SetTrusted(false)
@@ -118,6 +120,33 @@ func newFollower(c Cache, opts Options) *Follower {
 // trusted. A readiness check may use it (a replica that is not following
 // still answers correctly, from the store, only slower).
 func (f *Follower) Up() bool { return f.up.Load() }
+
+// State is what a Follower reports about itself (for /readyz).
+type State struct {
+	Up bool // the token cache is trusted
+	// Since is when Up last changed; before the first confirmation, when
+	// the follower started.
+	Since time.Time
+	// LastChange is when the latest change by another writer was learned
+	// of (a notification that parsed, or a new SQLite data_version); zero
+	// if none yet.
+	LastChange time.Time
+}
+
+// State reports whether the follower is up, since when, and when it last
+// learned of a change.
+func (f *Follower) State() State {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return State{Up: f.trusted, Since: f.since, LastChange: f.lastNote}
+}
+
+// noted records that a change was learned of now.
+func (f *Follower) noted() {
+	f.mu.Lock()
+	f.lastNote = time.Now()
+	f.mu.Unlock()
+}
 
 // Close stops following; the cache is left untrusted (every lookup asks
 // the store).
@@ -144,7 +173,7 @@ func (f *Follower) applyLocked(now time.Time) {
 	if want == f.trusted {
 		return
 	}
-	f.trusted = want
+	f.trusted, f.since = want, now
 	f.cache.SetTrusted(want) // empties the cache either way
 	f.up.Store(want)
 	switch {
@@ -346,6 +375,7 @@ func (f *Follower) handle(extra string, evicted bool) {
 		f.logger.Error("change notification does not parse; token cache emptied", "payload", truncate(extra, 200), "err", err)
 		return
 	}
+	f.noted()
 	f.counts.WithLabelValues(p.T).Inc()
 }
 
@@ -409,6 +439,7 @@ func (f *Follower) poll(st DataVersioner) {
 			known = false // the next value is compared with nothing: emptied
 		case !known || v != last:
 			if known {
+				f.noted()
 				f.counts.WithLabelValues("commit").Inc()
 			}
 			// First value: the cache was untrusted (empty) until now anyway.

@@ -424,3 +424,37 @@ func TestBurstOfNotificationsEmptiesTheCache(t *testing.T) {
 		}
 	}
 }
+
+// State says whether the follower is up, since when, and when it last
+// learned of another writer's change, on both stores; once closed it is
+// down, since the close.
+func TestStateReportsUpSinceAndLastChange(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		url  func(*testing.T) string
+	}{{"postgres", pgURL}, {"sqlite", sqliteURL}} {
+		t.Run(c.name, func(t *testing.T) {
+			start := time.Now()
+			x := newReplica(t, c.url(t))
+			s := x.f.State()
+			if !s.Up || s.Since.Before(start) {
+				t.Fatalf("after start: %+v, want up since after %v", s, start)
+			}
+			before := time.Now()
+			raw, tok := x.issue(t)
+			if _, _, err := x.other.RevokeToken(context.Background(), x.agent.ID, tok.ID, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, bound, "the revocation is evicted", func() bool { return !x.cached(raw) })
+			eventually(t, bound, "the change is noted", func() bool { return !x.f.State().LastChange.Before(before) })
+			if got := x.f.State(); !got.Up || !got.Since.Equal(s.Since) {
+				t.Fatalf("after a change: %+v, want still up since %v", got, s.Since)
+			}
+			closed := time.Now()
+			x.f.Close()
+			if got := x.f.State(); got.Up || got.Since.Before(closed) {
+				t.Fatalf("after Close: %+v, want down since after %v", got, closed)
+			}
+		})
+	}
+}

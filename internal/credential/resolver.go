@@ -23,9 +23,10 @@ type Options struct {
 	// Prefix is the token prefix this deployment issues (default "datamachine").
 	Prefix string
 	// CacheTTL bounds how long a resolved token is trusted without asking the
-	// store again (default 5s). Changes made by other processes arrive
-	// sooner through internal/changes, which calls the Evict methods and
-	// SetTrusted; without it, CacheTTL is the staleness bound for them.
+	// store again (the server's default is 60s). Changes made by other
+	// processes arrive sooner through internal/changes, which calls the
+	// Evict methods and SetTrusted; without it, CacheTTL is the staleness
+	// bound for them.
 	// Zero or negative disables the cache.
 	CacheTTL time.Duration
 	// CacheSize bounds the number of cached tokens (default 10000).

@@ -28,6 +28,16 @@ type readyCheck interface {
 	Checks() map[string]string
 }
 
+// servingReport is a Ready function's answer that is not a failure: the
+// server is ready and says how ("ok", or "degraded": correct, only
+// slower), with its checks; Serving returns "" when it is not ready. It
+// travels as the error value so that Ready stays one call returning one
+// error.
+type servingReport interface {
+	readyCheck
+	Serving() string
+}
+
 // readyBudget bounds one readiness check: /readyz answers within it even
 // when the check (a store ping on a frozen server) never returns.
 const readyBudget = 800 * time.Millisecond
@@ -59,6 +69,10 @@ func readyzWithin(ready func(ctx context.Context) error, budget time.Duration, l
 		err := probe.wait(c.Request().Context())
 		if err == nil {
 			return c.JSON(http.StatusOK, map[string]any{"status": "ok"})
+		}
+		if s, ok := err.(servingReport); ok && s.Serving() != "" {
+			noStore(c)
+			return c.JSON(http.StatusOK, map[string]any{"status": s.Serving(), "checks": s.Checks()})
 		}
 		log.Warn("not ready", "err", err)
 		checks := map[string]string{"ready": "unavailable"}

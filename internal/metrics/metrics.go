@@ -229,3 +229,66 @@ func (m *Metrics) ChangeNotifications() *prometheus.CounterVec {
 	}
 	return c
 }
+
+// ---- The policy bundle serving: which revision, since when, and whether
+// the latest attempt to bring in a bundle (a reload, or a download from a
+// bundle server) failed. ----
+
+// BundleState is what PolicyBundle reads at scrape time.
+type BundleState struct {
+	// Revision and Source name the bundle serving.
+	Revision, Source string
+	// ActivatedAt is when it started serving.
+	ActivatedAt time.Time
+	// LoadFailing is true when the latest attempt to load, download or
+	// activate a bundle failed (the bundle named above kept serving).
+	LoadFailing bool
+}
+
+// PolicyBundle registers agentauthz_policy_bundle_info{revision,source}
+// (always 1: the revision is a label, as in a build_info metric),
+// agentauthz_policy_bundle_activated_timestamp_seconds and
+// agentauthz_policy_bundle_load_failing (0 or 1), read from state at
+// scrape time. A nil *Metrics registers nothing.
+func (m *Metrics) PolicyBundle(state func() BundleState) {
+	if m != nil {
+		m.registry.MustRegister(bundleCollector(state))
+	}
+}
+
+type bundleCollector func() BundleState
+
+var (
+	bundleInfoDesc = prometheus.NewDesc("agentauthz_policy_bundle_info",
+		"The policy bundle serving: its revision (manifest revision + content hash) and source; always 1.", []string{"revision", "source"}, nil)
+	bundleActivatedDesc = prometheus.NewDesc("agentauthz_policy_bundle_activated_timestamp_seconds",
+		"When the policy bundle serving was activated (last successful activation), Unix seconds.", nil, nil)
+	bundleLoadFailingDesc = prometheus.NewDesc("agentauthz_policy_bundle_load_failing",
+		"1 when the latest attempt to load, download or activate a policy bundle failed (the previous bundle keeps serving), else 0.", nil, nil)
+)
+
+func (c bundleCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- bundleInfoDesc
+	ch <- bundleActivatedDesc
+	ch <- bundleLoadFailingDesc
+}
+
+func (c bundleCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c()
+	failing := 0.0
+	if s.LoadFailing {
+		failing = 1
+	}
+	ch <- prometheus.MustNewConstMetric(bundleInfoDesc, prometheus.GaugeValue, 1, s.Revision, s.Source)
+	ch <- prometheus.MustNewConstMetric(bundleActivatedDesc, prometheus.GaugeValue, float64(s.ActivatedAt.UnixNano())/1e9)
+	ch <- prometheus.MustNewConstMetric(bundleLoadFailingDesc, prometheus.GaugeValue, failing)
+}
+
+// Registerer is the registry, for collectors registered by other code
+// (OPA's status plugin, when `status.prometheus` is set); nil for a nil *Metrics.
+func (m *Metrics) Registerer() prometheus.Registerer {
+	if m == nil {
+		return nil
+	}
+	return m.registry
+}

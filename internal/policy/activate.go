@@ -36,10 +36,11 @@ func (e *Engine) ActivateBundle(ctx context.Context, b *bundle.Bundle, source st
 	e.mu.Lock()
 	defer e.mu.Unlock()
 
-	st, err := prepare(ctx, b, source)
+	st, err := prepare(ctx, b, source, e.caps)
 	if err != nil {
 		e.rejections.Add(1)
 		err = fmt.Errorf("%w: %s: %w", ErrRejected, source, err)
+		e.noteLoad(err)
 		attrs := []any{"source", source, "reason", err}
 		if cur := e.cur.Load(); cur != nil {
 			attrs = append(attrs, "serving_revision", cur.act.Revision)
@@ -51,6 +52,10 @@ func (e *Engine) ActivateBundle(ctx context.Context, b *bundle.Bundle, source st
 	st.act.Generation = e.gen
 	st.act.ActivatedAt = time.Now()
 	e.cur.Store(st)
+	e.noteLoad(nil)
+	for _, f := range e.listeners {
+		f(st.compiler, st.data)
+	}
 	attrs := []any{"revision", st.act.Revision, "generation", st.act.Generation,
 		"source", source, "deterministic", st.act.Deterministic,
 		"decision_cases", st.act.Cases, "cases_from_bundle", st.act.CasesFromBundle}
@@ -68,7 +73,7 @@ func (e *Engine) ActivateBundle(ctx context.Context, b *bundle.Bundle, source st
 }
 
 // prepare turns a bundle into a ready-to-serve state without touching the engine.
-func prepare(ctx context.Context, b *bundle.Bundle, source string) (*state, error) {
+func prepare(ctx context.Context, b *bundle.Bundle, source string, caps *ast.Capabilities) (*state, error) {
 	if b == nil {
 		return nil, fmt.Errorf("no bundle")
 	}
@@ -80,6 +85,7 @@ func prepare(ctx context.Context, b *bundle.Bundle, source string) (*state, erro
 		modules[moduleName(mf)] = mf.Parsed
 	}
 	compiler := ast.NewCompiler().
+		WithCapabilities(caps).
 		WithDefaultRegoVersion(ast.RegoV1).
 		WithEnablePrintStatements(false)
 	if compiler.Compile(modules); compiler.Failed() {
@@ -132,7 +138,8 @@ func prepare(ctx context.Context, b *bundle.Bundle, source string) (*state, erro
 	act.CasesFromBundle = cases.own
 	nondet := nondeterministicCalls(compiler)
 	act.Deterministic = len(nondet) == 0
-	return &state{act: act, decision: pq, hash: hash, nondeterministic: nondet, uncovered: cases.uncovered(act.Abilities)}, nil
+	return &state{act: act, decision: pq, hash: hash, compiler: compiler, data: data,
+		nondeterministic: nondet, uncovered: cases.uncovered(act.Abilities)}, nil
 }
 
 // moduleName keys a module by the file it came from, so errors name that file.

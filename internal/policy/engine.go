@@ -5,9 +5,17 @@
 // lock-free. It tracks whether the active policy keeps failing at
 // evaluation (Failing), which readiness reports.
 //
+// With an OPA configuration file (opaconfig.go) it also runs OPA's plugin
+// manager (plugins.go): bundles pulled from a bundle server and verified,
+// decision logs and status reports through OPA's own plugins. Every bundle,
+// whatever its source, activates only through ActivateBundle, compiled
+// without the restricted built-ins the operator has not allowed
+// (capabilities.go).
+//
 // It must never decide in Go: every rule lives in the Rego of the bundle. It
 // must never allow on failure: an undefined, malformed or erroring decision
-// is an error the caller turns into a deny. It never logs input documents.
+// is an error the caller turns into a deny. It never writes input documents
+// to its own logs; only a configured decision log (decisionlog.go) ships them.
 package policy
 
 import (
@@ -20,6 +28,7 @@ import (
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/bundle"
 	"github.com/open-policy-agent/opa/v1/rego"
 )
 
@@ -45,6 +54,13 @@ type Options struct {
 	FailStreak int
 	// FailWindow is how long the latest failure keeps a streak failing; 0 means 30s.
 	FailWindow time.Duration
+	// AllowBuiltins names restricted built-ins (see RestrictedBuiltins) the
+	// operator lets bundles call; a bundle calling any other is refused.
+	AllowBuiltins []string
+	// Verification, when set, makes BundlePath a signed bundle: its
+	// .signatures.json is verified as OPA's bundle plugin does (OPA's
+	// `keys` and `signing` settings) and a bundle that fails is refused.
+	Verification *bundle.VerificationConfig
 }
 
 // Activation describes the bundle currently answering decisions.
@@ -84,6 +100,8 @@ type state struct {
 	act      Activation
 	decision rego.PreparedEvalQuery
 	hash     string // content hash, to skip reloads that change nothing
+	compiler *ast.Compiler
+	data     map[string]any // the bundle's data, read-only
 
 	nondeterministic []string // builtins that make Deterministic false, for the log
 	uncovered        []string // abilities none of the bundle's own cases asks about, for the log
@@ -95,6 +113,9 @@ type state struct {
 type Engine struct {
 	opts Options
 	log  *slog.Logger
+	caps *ast.Capabilities // this OPA version's, minus the restricted built-ins not allowed
+
+	listeners []func(*ast.Compiler, map[string]any) // told of every activation (OnActivate)
 
 	cur atomic.Pointer[state] // swapped whole; Decide only loads it
 
@@ -103,6 +124,29 @@ type Engine struct {
 
 	evalFailures atomic.Uint64 // failed evaluations since start
 	rejections   atomic.Uint64 // refused candidate bundles since start
+
+	lastLoad atomic.Pointer[LoadOutcome] // the latest attempt to load or activate a bundle
+}
+
+// LoadOutcome is the latest attempt to bring in a bundle: a reload, an
+// activation, or a download from a bundle server.
+type LoadOutcome struct {
+	// At is when the attempt ended.
+	At time.Time
+	// Err is why it failed (the previous bundle kept serving); nil on success.
+	Err error
+}
+
+// LastLoad returns the latest attempt to load a bundle; the zero value before any.
+func (e *Engine) LastLoad() LoadOutcome {
+	if o := e.lastLoad.Load(); o != nil {
+		return *o
+	}
+	return LoadOutcome{}
+}
+
+func (e *Engine) noteLoad(err error) {
+	e.lastLoad.Store(&LoadOutcome{At: time.Now(), Err: err})
 }
 
 // decisionQuery is the one query the engine prepares per activation.
@@ -125,7 +169,10 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if opts.FailWindow <= 0 {
 		opts.FailWindow = defaultFailWindow
 	}
-	e := &Engine{opts: opts, log: log.With("component", "policy")}
+	if err := checkAllowBuiltins(opts.AllowBuiltins); err != nil {
+		return nil, err
+	}
+	e := &Engine{opts: opts, log: log.With("component", "policy"), caps: capabilities(opts.AllowBuiltins)}
 	b, source, err := e.load()
 	if err != nil {
 		e.log.Error("policy bundle not loaded", "source", e.source(), "error", err)
@@ -135,6 +182,21 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// OnActivate registers f to be told of every later activation, with its
+// compiled policy and data (both read-only), while activations are held
+// off; f must be quick. It is how OPA's plugin manager learns of the
+// bundle, so that the decision-log plugin's mask and drop rules
+// (data.system.log) come from the bundle that decides. f is called at once
+// with the current activation's.
+func (e *Engine) OnActivate(f func(*ast.Compiler, map[string]any)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.listeners = append(e.listeners, f)
+	if st := e.cur.Load(); st != nil {
+		f(st.compiler, st.data)
+	}
 }
 
 // Activation returns a description of the active bundle.
@@ -147,11 +209,13 @@ func (e *Engine) Reload(ctx context.Context) error {
 	b, source, err := e.load()
 	if err != nil {
 		e.rejections.Add(1)
+		e.noteLoad(err)
 		e.log.Error("policy reload failed; previous bundle keeps serving", "source", e.source(), "revision", e.Activation().Revision, "error", err)
 		return err
 	}
 	if cur := e.cur.Load(); cur != nil && cur.hash == contentHash(b) {
 		e.log.Debug("policy reload: bundle unchanged", "source", source, "revision", cur.act.Revision)
+		e.noteLoad(nil)
 		return nil
 	}
 	return e.ActivateBundle(ctx, b, source) // logs its own rejection

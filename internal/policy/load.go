@@ -27,12 +27,18 @@ func (e *Engine) load() (*bundle.Bundle, string, error) {
 		b, err := EmbeddedBundle()
 		return b, sourceEmbedded, err
 	}
-	b, err := LoadBundle(e.opts.BundlePath)
+	b, err := loadBundle(e.opts.BundlePath, e.opts.Verification)
 	return b, e.opts.BundlePath, err
 }
 
 // LoadBundle reads a bundle directory or .tar.gz file at path, skipping *_test.rego files.
 func LoadBundle(p string) (*bundle.Bundle, error) {
+	return loadBundle(p, nil)
+}
+
+// loadBundle reads the bundle at p; with a verification configuration, its
+// signatures are verified as OPA's bundle plugin verifies a file:// bundle.
+func loadBundle(p string, verify *bundle.VerificationConfig) (*bundle.Bundle, error) {
 	if _, err := os.Stat(p); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("%w: bundle path %q does not exist", ErrRejected, p)
@@ -42,7 +48,8 @@ func LoadBundle(p string) (*bundle.Bundle, error) {
 	b, err := loader.NewFileLoader().
 		WithRegoVersion(ast.RegoV1).
 		WithProcessAnnotation(true).
-		WithSkipBundleVerification(true).
+		WithBundleVerificationConfig(verify).
+		WithSkipBundleVerification(verify == nil).
 		WithFilter(skipRegoTests).
 		AsBundle(p)
 	if err != nil {

@@ -8,9 +8,12 @@
 // tokens, agents, roles, tool policies and capability lists, more distinct
 // questions than the memo holds, at each of --mix-sizes tokens, against
 // agentauthz, OPA on our bundle and OPA on a minimal three-ceiling policy.
+// With --fleet it measures only the fleet (fleet.go): three replicas on one
+// PostgreSQL, how late a revocation reaches the others under load.
 // Run from the repository root:
 //
 //	go run ./tests/load [--bin bin/agentauthz] [--concurrency 16,64] [--warmup 2s] [--duration 8s] [--mix-sizes 1000,10000,100000]
+//	go run ./tests/load --fleet [--concurrency 16] [--fleet-tokens 2000] [--fleet-revocations 120] [--fleet-cli-share 0.1]
 //
 // The last lines are `ratio agentauthz/opa: X.XX`, the lower of the
 // per-concurrency ratios of the repeated question, and
@@ -58,6 +61,12 @@ type config struct {
 	mixDist     string
 	mixPerAgent int
 	profile     string
+	// --fleet (fleet.go)
+	fleet            bool
+	fleetTokens      int
+	fleetRevocations int
+	fleetCLIShare    float64
+	fleetBaselineBin string
 }
 
 func main() {
@@ -93,7 +102,15 @@ func parseFlags() (config, error) {
 	flag.StringVar(&c.mixDist, "mix-dist", "uniform", "how the mix draws tokens: uniform or zipf")
 	flag.IntVar(&c.mixPerAgent, "mix-tokens-per-agent", 20, "tokens per agent in the mix")
 	flag.StringVar(&c.profile, "profile", "", "directory for perf profiles of agentauthz under the mix (an extra window per size); empty: no profile")
+	flag.BoolVar(&c.fleet, "fleet", false, "measure only the fleet: three replicas on one PostgreSQL (--pg-url), load at the first --concurrency, revocation-to-refusal latency (fleet.go)")
+	flag.IntVar(&c.fleetTokens, "fleet-tokens", 2000, "load tokens seeded for --fleet")
+	flag.IntVar(&c.fleetRevocations, "fleet-revocations", 120, "tokens revoked under load by --fleet")
+	flag.Float64Var(&c.fleetCLIShare, "fleet-cli-share", 0.1, "share of --fleet revocations made by the CLI instead of a replica")
+	flag.StringVar(&c.fleetBaselineBin, "fleet-baseline-bin", "", "another agentauthz binary (e.g. built from before change propagation) whose cached fleet throughput --fleet measures too, for the ratio")
 	flag.Parse()
+	if c.fleet && (c.fleetTokens < 1 || c.fleetRevocations < 1 || c.fleetCLIShare < 0 || c.fleetCLIShare > 1) {
+		return c, fmt.Errorf("--fleet needs --fleet-tokens ≥ 1, --fleet-revocations ≥ 1 and --fleet-cli-share in [0, 1]")
+	}
 	for _, f := range strings.Split(sizes, ",") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
@@ -158,6 +175,9 @@ func measure(ctx context.Context, cfg config, ps *procs) error {
 		return err
 	}
 	cfg.bin = bin
+	if cfg.fleet {
+		return runFleet(ctx, cfg, ps)
+	}
 	opaBin, err := opaBinary(ctx, cfg.root)
 	if err != nil {
 		return err
