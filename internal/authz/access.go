@@ -168,13 +168,27 @@ type Page struct {
 // after (0 when done). The policy computes the set with the same rule as
 // CanAccess, over candidates Go gathers: every agent when the policy says the
 // caller's scope is "all", otherwise the agents the caller owns or holds a
-// grant on. Candidates are read a chunk at a time, so a page costs what it
-// shows, not the size of the fleet.
+// grant on that can reach minimumRole (see grantsThatReach). Candidates are
+// read a chunk at a time, so a page costs what it shows, not the size of the
+// fleet.
 func (s *Service) ListAccessible(ctx context.Context, p *principal.Principal, minimumRole string, page Page) ([]AccessibleAgent, int64, error) {
 	minimumRole, err := s.validMinimumRole(minimumRole)
 	if err != nil {
 		return nil, 0, err
 	}
+	return s.pageAgents(ctx, p, minimumRole, page,
+		func() ([]model.GrantMatch, error) { return s.grantsThatReach(ctx, p, minimumRole) },
+		func(cands []model.Agent) ([]AccessibleAgent, error) {
+			return s.accessibleAmong(ctx, p, minimumRole, cands)
+		})
+}
+
+// pageAgents reads one page of the agents keep retains (ordered by id)
+// among the candidates: every agent when the policy says p's scope is
+// "all", otherwise the agents p owns or that hold a grant reach matches.
+func (s *Service) pageAgents(ctx context.Context, p *principal.Principal, minimumRole string, page Page,
+	reach func() ([]model.GrantMatch, error), keep func([]model.Agent) ([]AccessibleAgent, error),
+) ([]AccessibleAgent, int64, error) {
 	if page.Limit <= 0 || page.Limit > maxPage {
 		page.Limit = defaultPage
 	}
@@ -182,9 +196,14 @@ func (s *Service) ListAccessible(ctx context.Context, p *principal.Principal, mi
 	if err != nil {
 		return nil, 0, err
 	}
-	q := model.AgentQuery{All: scope.Scope == "all", OrPrincipals: identities(p), AfterID: page.AfterID, Limit: max(page.Limit+1, minChunk)}
-	if p.User != nil {
-		q.OwnerID = p.User.ID
+	q := model.AgentQuery{All: scope.Scope == "all", AfterID: page.AfterID, Limit: max(page.Limit+1, minChunk)}
+	if !q.All {
+		if q.OrGrants, err = reach(); err != nil {
+			return nil, 0, err
+		}
+		if p.User != nil {
+			q.OwnerID = p.User.ID
+		}
 	}
 	out := []AccessibleAgent{}
 	for len(out) <= page.Limit { // one more than the page tells whether another page exists
@@ -195,7 +214,7 @@ func (s *Service) ListAccessible(ctx context.Context, p *principal.Principal, mi
 		if len(cands) == 0 {
 			break
 		}
-		found, err := s.accessibleAmong(ctx, p, minimumRole, cands)
+		found, err := keep(cands)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -216,23 +235,13 @@ func (s *Service) ListAccessible(ctx context.Context, p *principal.Principal, mi
 // accessibleAmong asks the policy which of cands (ordered by id) the caller
 // may access, in one evaluation.
 func (s *Service) accessibleAmong(ctx context.Context, p *principal.Principal, minimumRole string, cands []model.Agent) ([]AccessibleAgent, error) {
-	ids := make([]int64, len(cands))
-	ownerIDs := make([]int64, len(cands))
-	byID := make(map[int64]model.Agent, len(cands))
-	for i, a := range cands {
-		ids[i], ownerIDs[i], byID[a.ID] = a.ID, a.OwnerID, a
-	}
-	users, err := s.st.GetUsers(ctx, ownerIDs)
-	if err != nil {
-		return nil, storeErr(err)
-	}
-	owners := make(map[int64]*model.User, len(users))
-	for i := range users {
-		owners[users[i].ID] = &users[i]
-	}
-	gs, err := s.grantsOn(ctx, p, ids...)
+	owners, gs, err := s.candidateFacts(ctx, p, cands)
 	if err != nil {
 		return nil, err
+	}
+	byID := make(map[int64]model.Agent, len(cands))
+	for _, a := range cands {
+		byID[a.ID] = a
 	}
 	d, err := s.require(ctx, &facts{ability: "list-accessible-agents", principal: p, minimumRole: minimumRole, candidates: cands, owners: owners, grants: gs})
 	if err != nil {
@@ -246,6 +255,113 @@ func (s *Service) accessibleAmong(ctx context.Context, p *principal.Principal, m
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Agent.ID < out[j].Agent.ID })
 	return out, nil
+}
+
+// grantsThatReach asks the policy which grants can give p at least
+// minimumRole on an agent, so that the store reads only the agents holding
+// one: the listing rule itself, evaluated once over the probes (see
+// probeGrants). A probe the rule accepts becomes a match of the store query.
+func (s *Service) grantsThatReach(ctx context.Context, p *principal.Principal, minimumRole string) ([]model.GrantMatch, error) {
+	grants := s.probeGrants(p)
+	probes := make([]model.Agent, len(grants))
+	for i, g := range grants {
+		probes[i] = model.Agent{ID: g.AgentID, Status: model.StatusActive}
+	}
+	d, err := s.require(ctx, &facts{ability: "list-accessible-agents", principal: p, minimumRole: minimumRole, candidates: probes, owners: map[int64]*model.User{}, grants: grants})
+	if err != nil {
+		return nil, err
+	}
+	ok := make([]bool, len(grants))
+	for _, acc := range d.Accessible {
+		if i := -acc.AgentID - 1; i >= 0 && i < int64(len(ok)) {
+			ok[i] = true
+		}
+	}
+	return grantMatches(grants, ok), nil
+}
+
+// grantsThatAllow asks the policy which grants can let p perform action on
+// an agent: Authorize's rule on each probe (see probeGrants), an active
+// agent whose active owner holds every user role of the bundle, so that
+// no owner ceiling stands in the way that a real owner might not.
+func (s *Service) grantsThatAllow(ctx context.Context, p *principal.Principal, action string) ([]model.GrantMatch, error) {
+	owner := &model.User{ID: -1, Roles: s.engine.Activation().UserRoles, Status: model.StatusActive}
+	grants := s.probeGrants(p)
+	ok := make([]bool, len(grants))
+	for i, g := range grants {
+		agent := &model.Agent{ID: g.AgentID, OwnerID: owner.ID, Status: model.StatusActive}
+		d, err := s.decide(ctx, &facts{ability: "authorize", principal: p, action: action, agent: agent, owner: owner, grants: grants[i : i+1]})
+		if err != nil {
+			return nil, err
+		}
+		ok[i] = d.Allow
+	}
+	return grantMatches(grants, ok), nil
+}
+
+// probeGrants are the grants a store query may have to match for p: one per
+// (identity of p, agent role), each on its own probe agent (ids -1, -2, …,
+// which no stored agent has) that p does not own.
+//
+// A probe stands for every agent on which only a grant speaks for p, so the
+// candidates are complete as long as a grant's worth depends on its
+// principal and role alone, as in the default policy. Ownership and a
+// token's own agent (the only rules that read an agent's ids) come in
+// through AgentQuery.OwnerID. Were a policy to make a grant's worth depend
+// on more, a listing would miss agents, never show one too many: every
+// candidate is still decided by the policy. TestListAccessibleEqualsCanAccess
+// checks listings against the per-agent checks on random worlds.
+func (s *Service) probeGrants(p *principal.Principal) []model.Grant {
+	roles := sortedKeys(s.engine.Activation().AgentRoles)
+	ids := identities(p)
+	out := make([]model.Grant, 0, len(ids)*len(roles))
+	for _, id := range ids {
+		for _, role := range roles {
+			out = append(out, model.Grant{AgentID: -int64(len(out) + 1), Principal: id, Role: role})
+		}
+	}
+	return out
+}
+
+// grantMatches groups the probe grants marked ok by principal.
+func grantMatches(grants []model.Grant, ok []bool) []model.GrantMatch {
+	at := map[string]int{} // principal → index in out
+	var out []model.GrantMatch
+	for i, g := range grants {
+		if !ok[i] {
+			continue
+		}
+		k, seen := at[g.Principal]
+		if !seen {
+			k, at[g.Principal] = len(out), len(out)
+			out = append(out, model.GrantMatch{Principal: g.Principal})
+		}
+		out[k].Roles = append(out[k].Roles, g.Role)
+	}
+	return out
+}
+
+// candidateFacts reads, in two queries, the owners of cands and the grants
+// on them that speak for p.
+func (s *Service) candidateFacts(ctx context.Context, p *principal.Principal, cands []model.Agent) (map[int64]*model.User, []model.Grant, error) {
+	ids := make([]int64, len(cands))
+	ownerIDs := make([]int64, len(cands))
+	for i, a := range cands {
+		ids[i], ownerIDs[i] = a.ID, a.OwnerID
+	}
+	users, err := s.st.GetUsers(ctx, ownerIDs)
+	if err != nil {
+		return nil, nil, storeErr(err)
+	}
+	owners := make(map[int64]*model.User, len(users))
+	for i := range users {
+		owners[users[i].ID] = &users[i]
+	}
+	gs, err := s.grantsOn(ctx, p, ids...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return owners, gs, nil
 }
 
 const (

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"sort"
 	"testing"
 
@@ -15,7 +14,6 @@ import (
 	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/policy"
 	"github.com/agentauthz/agentauthz/internal/principal"
-	"github.com/agentauthz/agentauthz/internal/store"
 )
 
 // bundleConfig is the default bundle's data, read by the tests as an oracle.
@@ -111,19 +109,7 @@ func newService(t *testing.T, bundlePath string) (*authz.Service, model.Store, *
 }
 
 // openSQLite opens and migrates a SQLite store of the test's own.
-func openSQLite(t *testing.T) model.Store {
-	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "w.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
+func openSQLite(t *testing.T) model.Store { return openStore(t, "sqlite") }
 
 // randomWorld seeds users with random roles and statuses, agents with random
 // tool policies, tokens with random ceilings and grants with random (also

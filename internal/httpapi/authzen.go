@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/go-json-experiment/json"
 	"github.com/labstack/echo/v4"
 
 	"github.com/agentauthz/agentauthz/internal/authz"
@@ -80,6 +81,27 @@ type authzenEvaluationsView struct {
 	Evaluations []authzenDecision `json:"evaluations"`
 }
 
+// authzenOptions are the strict decoding rules (strictjson.go) but for
+// unknown members, which AuthZEN requires to be ignored: "To ensure forward
+// compatibility, receivers MUST ignore unknown fields present in request or
+// response bodies" (HTTPS JSON Binding, "JSON Serialization"). Duplicate
+// keys, invalid UTF-8 and trailing data are still refused.
+var authzenOptions = json.JoinOptions(strictOptions, json.RejectUnknownMembers(false))
+
+// decodeAuthZEN reads an AuthZEN request body: one JSON object under
+// authzenOptions, with decode's errors.
+func (d bodyDecoder) decodeAuthZEN(c echo.Context, dst any) error {
+	return d.read(c, func(b []byte) error {
+		if firstByte(b) != '{' {
+			return decodeObject(b, dst, "") // the non-object refusals
+		}
+		if err := json.Unmarshal(b, dst, authzenOptions); err != nil {
+			return strictError(b, err, "")
+		}
+		return nil
+	})
+}
+
 // authzenPEP admits the policy enforcement point: the configured bearer
 // secret (compared in constant time) or a TCP peer inside the trusted
 // networks. A presented bearer that does not match is refused even from a
@@ -136,7 +158,7 @@ var (
 func authzenEvaluate(svc *authz.Service, dec bodyDecoder) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		var body authzenEvaluation
-		if err := dec.decode(c, &body); err != nil {
+		if err := dec.decodeAuthZEN(c, &body); err != nil {
 			return err
 		}
 		d, err := evaluateOne(c, svc, body, "")
@@ -156,7 +178,7 @@ func authzenEvaluate(svc *authz.Service, dec bodyDecoder) echo.HandlerFunc {
 func authzenEvaluateMany(svc *authz.Service, dec bodyDecoder) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		var body authzenEvaluationsBody
-		if err := dec.decode(c, &body); err != nil {
+		if err := dec.decodeAuthZEN(c, &body); err != nil {
 			return err
 		}
 		semantic, err := evaluationsSemantic(body.Options)
@@ -307,16 +329,25 @@ func prefixed(err error, prefix string) error {
 		field = "resource.properties.tool"
 	case "agent":
 		field = "resource.id"
+	case "minimum_role":
+		field = "action.properties.minimum_role"
 	}
 	out := *ve
 	out.Field = prefix + field
 	return &out
 }
 
+// authzenConfigurationView is the PDP metadata ("Endpoint Parameters":
+// policy_decision_point and access_evaluation_endpoint are REQUIRED, the
+// others OPTIONAL; "the absence of any of these parameters is sufficient
+// for the PEP to determine that the PDP is not capable").
 type authzenConfigurationView struct {
 	PolicyDecisionPoint       string `json:"policy_decision_point"`
 	AccessEvaluationEndpoint  string `json:"access_evaluation_endpoint"`
 	AccessEvaluationsEndpoint string `json:"access_evaluations_endpoint"`
+	SearchSubjectEndpoint     string `json:"search_subject_endpoint"`
+	SearchResourceEndpoint    string `json:"search_resource_endpoint"`
+	SearchActionEndpoint      string `json:"search_action_endpoint"`
 }
 
 // authzenConfiguration answers GET /.well-known/authzen-configuration, the
@@ -337,6 +368,9 @@ func (s *Server) authzenConfiguration() echo.HandlerFunc {
 			PolicyDecisionPoint:       base,
 			AccessEvaluationEndpoint:  base + authzenEvaluationPath,
 			AccessEvaluationsEndpoint: base + authzenEvaluationsPath,
+			SearchSubjectEndpoint:     base + authzenSearchSubjectPath,
+			SearchResourceEndpoint:    base + authzenSearchResourcePath,
+			SearchActionEndpoint:      base + authzenSearchActionPath,
 		})
 	}
 }

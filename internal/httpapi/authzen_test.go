@@ -79,6 +79,8 @@ func TestAuthZENEvaluation(t *testing.T) {
 		{name: "a revoked token subject is a deny", body: evalBody("agent_token", itoa(revoked.Token.ID), "chat", "alpha", ""), deniedBy: "subject"},
 		{name: "an unknown token id is a deny", body: evalBody("agent_token", "999999", "chat", "alpha", ""), deniedBy: "subject"},
 		{name: "an unknown agent is a deny", body: evalBody("user", "alice", "chat", "ghost", ""), deniedBy: "resource"},
+		// "receivers MUST ignore unknown fields present in request or response bodies"
+		{name: "unknown members are ignored", body: `{"subject": {"type": "user", "id": "alice", "iss": "x"}, "action": {"name": "chat"}, "resource": {"type": "agent", "id": "alpha"}, "extra": 1}`, allow: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -134,7 +136,6 @@ func TestAuthZENEvaluation(t *testing.T) {
 		{"trailing data", evalBody("user", "alice", "use_tools", "alpha", "") + "x", "invalid_json", ""},
 		{"non-string tool", `{"subject": {"type": "user", "id": "alice"}, "action": {"name": "use_tools"}, "resource": {"type": "agent", "id": "alpha", "properties": {"tool": 7}}}`, "invalid_tool", "resource.properties.tool"},
 		{"invalid action name", evalBody("user", "alice", "Bad Action", "alpha", ""), "invalid_action", "action.name"},
-		{"unknown member", `{"subject": {"type": "user", "id": "alice"}, "action": {"name": "chat"}, "resource": {"type": "agent", "id": "alpha"}, "extra": 1}`, "unknown_field", "extra"},
 		{"not JSON", `{"subject":`, "invalid_json", ""},
 	}
 	for _, c := range bad {
@@ -304,7 +305,10 @@ func TestAuthZENDiscovery(t *testing.T) {
 	}
 	m := r.JSON(t)
 	if m["policy_decision_point"] != e.url || m["access_evaluation_endpoint"] != e.url+"/access/v1/evaluation" ||
-		m["access_evaluations_endpoint"] != e.url+"/access/v1/evaluations" {
+		m["access_evaluations_endpoint"] != e.url+"/access/v1/evaluations" ||
+		m["search_subject_endpoint"] != e.url+"/access/v1/search/subject" ||
+		m["search_resource_endpoint"] != e.url+"/access/v1/search/resource" ||
+		m["search_action_endpoint"] != e.url+"/access/v1/search/action" {
 		t.Fatalf("discovery %v (base %s)", m, e.url)
 	}
 	fixed := newEnv(t, withHTTPConfig(func(c *httpapi.Config) { c.AuthZENBaseURL = "https://pdp.example.com/" }))

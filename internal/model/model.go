@@ -134,22 +134,31 @@ type UserPatch struct {
 }
 
 // AgentQuery selects agents for listings, ordered by id. Without All, an
-// agent is kept when it is owned by OwnerID or holds a grant to one of
-// OrPrincipals; a query that names neither (and not All) selects nothing,
-// so a forgotten filter fails closed. AfterID 0 and Limit 0 mean "from the
-// start" and "no limit".
+// agent is kept when it is owned by OwnerID, holds a grant to one of
+// OrPrincipals or holds a grant OrGrants matches; a query that names none
+// of them (and not All) selects nothing, so a forgotten filter fails
+// closed. AfterID 0 and Limit 0 mean "from the start" and "no limit".
 type AgentQuery struct {
 	// OwnerID keeps agents owned by this user.
 	OwnerID int64
 	// OrPrincipals also keeps agents holding a grant to any of these
 	// principals (combined with OwnerID by OR).
 	OrPrincipals []string
-	// All ignores OwnerID and OrPrincipals and returns every agent.
+	// OrGrants also keeps agents holding a grant one of these matches
+	// (combined with the others by OR).
+	OrGrants []GrantMatch
+	// All ignores OwnerID, OrPrincipals and OrGrants and returns every agent.
 	All bool
 	// AfterID keeps agents whose id is greater (paging by id).
 	AfterID int64
 	// Limit caps the number of agents returned; 0 or less means no cap.
 	Limit int
+}
+
+// GrantMatch matches a grant to Principal whose role is one of Roles.
+type GrantMatch struct {
+	Principal string
+	Roles     []string
 }
 
 // Store persists the domain records. Every method takes a context first and

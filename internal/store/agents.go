@@ -52,9 +52,29 @@ func agentsFromRows(rows []agentRow) ([]model.Agent, error) {
 // CreatedAt. A missing owner is ErrNotFound, a taken slug ErrConflict.
 func (s *SQL) CreateAgent(ctx context.Context, a model.Agent) (model.Agent, error) {
 	op := fmt.Sprintf("create agent %q", a.Slug)
+	args, err := s.agentInsertArgs(a)
+	if err != nil {
+		return model.Agent{}, fmt.Errorf("store: %s: %w", op, err)
+	}
+	var r agentRow
+	err = s.db.GetContext(ctx, &r, s.db.Rebind(
+		`INSERT INTO agents (slug, name, owner_id, status, tool_policy, created_at, updated_at)
+		 VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING `+agentColumns), args...)
+	if isForeignKeyViolation(err) {
+		return model.Agent{}, fmt.Errorf("store: %s: owner %d: %w", op, a.OwnerID, model.ErrNotFound)
+	}
+	if err != nil {
+		return model.Agent{}, dbError(op, err)
+	}
+	return r.agent()
+}
+
+// agentInsertArgs are the seven values of an agents row for a, with the
+// defaults CreateAgent documents.
+func (s *SQL) agentInsertArgs(a model.Agent) ([]any, error) {
 	tp, err := marshalToolPolicy(a.ToolPolicy)
 	if err != nil {
-		return model.Agent{}, fmt.Errorf("store: %s: tool policy: %w", op, err)
+		return nil, fmt.Errorf("agent %q tool policy: %w", a.Slug, err)
 	}
 	if a.Status == "" {
 		a.Status = model.StatusActive
@@ -64,18 +84,7 @@ func (s *SQL) CreateAgent(ctx context.Context, a model.Agent) (model.Agent, erro
 	if !a.UpdatedAt.IsZero() {
 		updated = normalTime(a.UpdatedAt)
 	}
-	var r agentRow
-	err = s.db.GetContext(ctx, &r, s.db.Rebind(
-		`INSERT INTO agents (slug, name, owner_id, status, tool_policy, created_at, updated_at)
-		 VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING `+agentColumns),
-		a.Slug, a.Name, a.OwnerID, a.Status, tp, s.timeArg(created), s.timeArg(updated))
-	if isForeignKeyViolation(err) {
-		return model.Agent{}, fmt.Errorf("store: %s: owner %d: %w", op, a.OwnerID, model.ErrNotFound)
-	}
-	if err != nil {
-		return model.Agent{}, dbError(op, err)
-	}
-	return r.agent()
+	return []any{a.Slug, a.Name, a.OwnerID, a.Status, tp, s.timeArg(created), s.timeArg(updated)}, nil
 }
 
 // GetAgent returns the agent with id.
@@ -96,26 +105,23 @@ func (s *SQL) getAgent(ctx context.Context, op, query string, arg any) (model.Ag
 	return r.agent()
 }
 
-// ListAgents returns the agents q selects, ordered by id.
+// ListAgents returns the agents q selects, ordered by id. Without All, each
+// way to be selected (ownership, a grant to a principal, a matching grant)
+// is a branch of a UNION that its own index answers, so a page costs the
+// rows that qualify rather than a scan of the fleet in id order checking
+// each agent.
 func (s *SQL) ListAgents(ctx context.Context, q model.AgentQuery) ([]model.Agent, error) {
 	var where []string
 	var args []any
-	if !q.All {
-		var either []string
-		if q.OwnerID != 0 {
-			either, args = append(either, "owner_id = ?"), append(args, q.OwnerID)
-		}
-		if len(q.OrPrincipals) > 0 {
-			either = append(either, "EXISTS (SELECT 1 FROM agent_grants g WHERE g.agent_id = agents.id AND g.principal IN (?))")
-			args = append(args, q.OrPrincipals)
-		}
-		if len(either) == 0 {
-			return []model.Agent{}, nil // no filter and not All: fail closed
-		}
-		where = append(where, "("+strings.Join(either, " OR ")+")")
-	}
 	if q.AfterID > 0 {
 		where, args = append(where, "id > ?"), append(args, q.AfterID)
+	}
+	if !q.All {
+		branches, bargs := agentBranches(q)
+		if len(branches) == 0 {
+			return []model.Agent{}, nil // no filter and not All: fail closed
+		}
+		where, args = append(where, "id IN ("+strings.Join(branches, " UNION ")+")"), append(args, bargs...)
 	}
 	query := `SELECT ` + agentColumns + ` FROM agents`
 	if len(where) > 0 {
@@ -134,6 +140,28 @@ func (s *SQL) ListAgents(ctx context.Context, q model.AgentQuery) ([]model.Agent
 		return nil, dbError("list agents", err)
 	}
 	return agentsFromRows(rows)
+}
+
+// agentBranches are the id subqueries of a filtered ListAgents, each
+// bounded below by q.AfterID; none when q selects nothing.
+func agentBranches(q model.AgentQuery) ([]string, []any) {
+	var branches []string
+	var args []any
+	if q.OwnerID != 0 {
+		branches, args = append(branches, "SELECT id FROM agents WHERE owner_id = ? AND id > ?"), append(args, q.OwnerID, q.AfterID)
+	}
+	if len(q.OrPrincipals) > 0 {
+		branches = append(branches, "SELECT agent_id FROM agent_grants WHERE principal IN (?) AND agent_id > ?")
+		args = append(args, q.OrPrincipals, q.AfterID)
+	}
+	for _, m := range q.OrGrants {
+		if len(m.Roles) == 0 {
+			continue // matches no grant
+		}
+		branches = append(branches, "SELECT agent_id FROM agent_grants WHERE principal = ? AND role IN (?) AND agent_id > ?")
+		args = append(args, m.Principal, m.Roles, q.AfterID)
+	}
+	return branches, args
 }
 
 // UpdateAgent applies p to the agent with id, sets updated_at to now and

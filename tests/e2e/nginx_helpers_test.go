@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -60,28 +59,7 @@ func nginxBinary(t *testing.T) string {
 // stay what runs here.
 func readmeNginxExample(t *testing.T) string {
 	t.Helper()
-	text, err := os.ReadFile(filepath.Join(moduleRoot, "README.md"))
-	if err != nil {
-		t.Fatalf("reading README.md: %v", err)
-	}
-	_, section, ok := strings.Cut(string(text), "### Forward-auth for gateways")
-	if !ok {
-		t.Fatal("README.md has no forward-auth section")
-	}
-	_, block, ok := strings.Cut(section, "```nginx\n")
-	if !ok {
-		t.Fatal("README.md's forward-auth section has no ```nginx block")
-	}
-	block, _, ok = strings.Cut(block, "```")
-	if !ok {
-		t.Fatal("README.md's ```nginx block is not closed")
-	}
-	for _, p := range []string{readmeAgentauthz + "/v1/forward-auth;", readmeUpstream + ";"} {
-		if n := strings.Count(block, p); n != 1 {
-			t.Fatalf("README.md's nginx example names %q %d times, want once:\n%s", p, n, block)
-		}
-	}
-	return block
+	return readmeGatewayBlock(t, "nginx", readmeAgentauthz+"/v1/forward-auth;", readmeUpstream+";")
 }
 
 // upstream is the service behind nginx: it records every request that
@@ -128,13 +106,17 @@ func (u *upstream) last() seenRequest {
 	return u.seen[len(u.seen)-1]
 }
 
-// gateway is one running nginx (master in the foreground, daemon off).
+// gateway is one running gateway process (nginx: master in the foreground,
+// daemon off; Caddy: caddy run) with its files in dir.
 type gateway struct {
-	base   string
-	dir    string
-	cmd    *exec.Cmd
-	exited chan struct{}
-	client *http.Client
+	name      string   // "nginx", "caddy": for messages
+	readyPath string   // answers 204 once the gateway serves its config
+	logFiles  []string // in dir, dumped when a test fails
+	base      string
+	dir       string
+	cmd       *exec.Cmd
+	exited    chan struct{}
+	client    *http.Client
 }
 
 // startNginx runs nginx with the README's forward-auth example in front of
@@ -145,19 +127,11 @@ func startNginx(t *testing.T, bin, authBase string, up *upstream) *gateway {
 	locations := readmeNginxExample(t)
 	locations = strings.Replace(locations, readmeAgentauthz, authBase, 1)
 	locations = strings.Replace(locations, readmeUpstream, up.srv.URL, 1)
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		g, err := launchNginx(t, bin, locations)
-		if err == nil {
-			return g
-		}
-		lastErr = err
-		if !strings.Contains(err.Error(), "Address already in use") {
-			break
-		}
+	g, err := retryOnPortTaken(func() (*gateway, error) { return launchNginx(t, bin, locations) })
+	if err != nil {
+		t.Fatalf("nginx did not start: %v", err)
 	}
-	t.Fatalf("nginx did not start: %v", lastErr)
-	return nil
+	return g
 }
 
 func launchNginx(t *testing.T, bin, locations string) (*gateway, error) {
@@ -197,22 +171,10 @@ http {
 		return nil, err
 	}
 	errLog := filepath.Join(dir, "error.log")
-	out, err := os.Create(filepath.Join(dir, "stderr"))
-	if err != nil {
+	g := &gateway{name: "nginx", readyPath: "/_nginx_ready", logFiles: []string{"stderr", "error.log", "access.log"},
+		base: "http://" + addr, dir: dir}
+	if err := g.run(t, exec.Command(bin, "-p", dir+"/", "-c", confPath, "-e", errLog, "-g", "daemon off;")); err != nil {
 		return nil, err
-	}
-	cmd := exec.Command(bin, "-p", dir+"/", "-c", confPath, "-e", errLog, "-g", "daemon off;")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		out.Close()
-		return nil, err
-	}
-	g := &gateway{base: "http://" + addr, dir: dir, cmd: cmd, exited: make(chan struct{}),
-		client: &http.Client{Timeout: 10 * time.Second}}
-	go func() { _ = cmd.Wait(); out.Close(); close(g.exited) }()
-	t.Cleanup(func() { g.stop(t) })
-	if err := g.waitReady(); err != nil {
-		return nil, fmt.Errorf("%w\n%s", err, g.logs())
 	}
 	t.Logf("nginx on %s, config %s:\n%s", g.base, confPath, conf)
 	return g, nil
@@ -223,10 +185,10 @@ func (g *gateway) waitReady() error {
 	for {
 		select {
 		case <-g.exited:
-			return errors.New("nginx exited before it was ready")
+			return fmt.Errorf("%s exited before it was ready", g.name)
 		default:
 		}
-		resp, err := g.client.Get(g.base + "/_nginx_ready")
+		resp, err := g.client.Get(g.base + g.readyPath)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusNoContent {
@@ -234,7 +196,7 @@ func (g *gateway) waitReady() error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("nginx not ready within %s (last error: %v)", readyTimeout, err)
+			return fmt.Errorf("%s not ready within %s (last error: %v)", g.name, readyTimeout, err)
 		}
 		select {
 		case <-g.exited:
@@ -243,18 +205,19 @@ func (g *gateway) waitReady() error {
 	}
 }
 
-// logs is nginx's stderr, error log and access log.
+// logs is the gateway's log files (nginx: stderr, error log, access log).
 func (g *gateway) logs() string {
 	var b strings.Builder
-	for _, name := range []string{"stderr", "error.log", "access.log"} {
+	for _, name := range g.logFiles {
 		text, _ := os.ReadFile(filepath.Join(g.dir, name))
-		fmt.Fprintf(&b, "--- nginx %s:\n%s", name, text)
+		fmt.Fprintf(&b, "--- %s %s:\n%s", g.name, name, text)
 	}
 	return b.String()
 }
 
-// stop ends nginx (SIGTERM: fast shutdown of master and workers); its logs
-// go to the test log when the test failed.
+// stop ends the gateway (SIGTERM: nginx's fast shutdown of master and
+// workers, Caddy's graceful stop); its logs go to the test log when the test
+// failed.
 func (g *gateway) stop(t *testing.T) {
 	select {
 	case <-g.exited:
@@ -263,17 +226,17 @@ func (g *gateway) stop(t *testing.T) {
 		select {
 		case <-g.exited:
 		case <-time.After(stopTimeout):
-			t.Errorf("nginx did not exit within %s of SIGTERM; killing it", stopTimeout)
+			t.Errorf("%s did not exit within %s of SIGTERM; killing it", g.name, stopTimeout)
 			_ = g.cmd.Process.Kill()
 			<-g.exited
 		}
 	}
 	if t.Failed() {
-		t.Logf("nginx on %s:\n%s", g.base, g.logs())
+		t.Logf("%s on %s:\n%s", g.name, g.base, g.logs())
 	}
 }
 
-// do sends one request through nginx.
+// do sends one request through the gateway.
 func (g *gateway) do(t *testing.T, method, path, body string, opts ...reqOpt) *response {
 	t.Helper()
 	var rd io.Reader
@@ -289,12 +252,12 @@ func (g *gateway) do(t *testing.T, method, path, body string, opts ...reqOpt) *r
 	}
 	resp, err := g.client.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s through nginx: %v", method, path, err)
+		t.Fatalf("%s %s through %s: %v", method, path, g.name, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s through nginx: reading body: %v", method, path, err)
+		t.Fatalf("%s %s through %s: reading body: %v", method, path, g.name, err)
 	}
 	return &response{method: method, path: path, status: resp.StatusCode, header: resp.Header, body: b}
 }

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) model.Store) {
 		{"concurrency", concurrencyRules},
 		{"grants", grantRules},
 		{"time", timeRules},
+		{"import", importRules},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

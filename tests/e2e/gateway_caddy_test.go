@@ -1,0 +1,199 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// Real Caddy (built from its Go module at the pinned version, forward_auth)
+// runs the README's Caddyfile example in front of a recording upstream: only
+// what agentauthz allows reaches the upstream, with the identity headers
+// Caddy copies from the check's answer; a denial, a missing or revoked
+// credential, a path outside the route table and a path agentauthz refuses
+// to interpret stop at Caddy. Every step counts the upstream's hits exactly.
+func TestCaddyForwardAuthGateway(t *testing.T) {
+	t.Parallel()
+	bin := caddyBinary(t)
+	eachStore(t, func(t *testing.T, db string) {
+		seedWorld(t, db)
+		// No --trusted-proxies: Caddy is on 127.0.0.1 and passes client
+		// headers on. An hour of cache: the revocation below must evict,
+		// not expire.
+		srv := startServer(t, db, "--cache-ttl=1h")
+		up := newUpstream(t)
+		gw := startCaddy(t, bin, srv.base, up)
+
+		full := mintCLI(t, db, "chubes-bot")
+		chatOnly := mintCLI(t, db, "chubes-bot", `--capabilities=["datamachine_chat"]`)
+
+		through := func(t *testing.T, want passage, method, path, body string, opts ...reqOpt) *response {
+			t.Helper()
+			r, err := want.check(t, gw, up, method, path, body, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		// wantIdentity checks what the upstream saw of the allowed request.
+		wantIdentity := func(t *testing.T, method, uri, body, action, tool string) {
+			t.Helper()
+			s := up.last()
+			if s.method != method || s.uri != uri || s.body != body {
+				t.Errorf("the upstream saw %s %s body %q, want %s %s body %q", s.method, s.uri, s.body, method, uri, body)
+			}
+			for name, want := range map[string]string{
+				"X-Agentauthz-Agent": "chubes-bot", "X-Agentauthz-Owner": "chubes",
+				"X-Agentauthz-Action": action, "X-Agentauthz-Tool": tool,
+			} {
+				if got := s.header.Values(name); strings.Join(got, ",") != want {
+					t.Errorf("the upstream saw %s %q, want %q", name, got, want)
+				}
+			}
+			if id := s.header.Values("X-Agentauthz-Decision-Id"); len(id) != 1 || id[0] == "" || id[0] == "forged" {
+				t.Errorf("the upstream saw X-Agentauthz-Decision-Id %q, want agentauthz's decision id", id)
+			}
+		}
+
+		t.Run("an allowed request reaches the upstream with the agent's identity", func(t *testing.T) {
+			r := through(t, passes, "POST", "/agents/chubes-bot/chat?stream=1", `{"message":"hi"}`, bearer(full.Token))
+			if want := "upstream answered POST /agents/chubes-bot/chat?stream=1"; string(r.body) != want {
+				t.Errorf("body %q, want the upstream's answer %q", r.body, want)
+			}
+			wantIdentity(t, "POST", "/agents/chubes-bot/chat?stream=1", `{"message":"hi"}`, "chat", "")
+			through(t, passes, "POST", "/agents/chubes-bot/tools/web_search", "", bearer(full.Token))
+			wantIdentity(t, "POST", "/agents/chubes-bot/tools/web_search", "", "use_tools", "web_search")
+			through(t, passes, "POST", "/agents/chubes-bot/chat", "", bearer(chatOnly.Token))
+			wantIdentity(t, "POST", "/agents/chubes-bot/chat", "", "chat", "")
+		})
+		t.Run("identity headers a client sends are removed or overwritten", func(t *testing.T) {
+			// The chat route names no tool: Caddy must drop the client's
+			// X-Agentauthz-Tool rather than pass it on.
+			through(t, passes, "POST", "/agents/chubes-bot/chat", "", bearer(chatOnly.Token),
+				header("X-Agentauthz-Agent", "acme-bot"), header("X-Agentauthz-Owner", "root"),
+				header("X-Agentauthz-Decision-Id", "forged"), header("X-Agentauthz-Action", "manage_flows"),
+				header("X-Agentauthz-Tool", "shell"))
+			wantIdentity(t, "POST", "/agents/chubes-bot/chat", "", "chat", "")
+		})
+		t.Run("a denied request gets 403 with denied_by and never reaches the upstream", func(t *testing.T) {
+			// chatOnly lacks datamachine_use_tools (token_ceiling); the
+			// agent's tool policy allows only web_search (tool_policy).
+			for _, c := range []struct {
+				tok, path, layer string
+			}{
+				{chatOnly.Token, "/agents/chubes-bot/tools/web_search", "token_ceiling"},
+				{full.Token, "/agents/chubes-bot/tools/shell", "tool_policy"},
+			} {
+				r := through(t, stops(http.StatusForbidden), "POST", c.path, "", bearer(c.tok))
+				if e := r.apiError(t); e.Error.Code != "forbidden" || !contains(e.Error.DeniedBy, c.layer) {
+					t.Errorf("POST %s: error %+v, want forbidden denied_by %s passed on by Caddy", c.path, e.Error, c.layer)
+				}
+			}
+		})
+		t.Run("original-request headers a client sends are overwritten", func(t *testing.T) {
+			through(t, stops(http.StatusForbidden), "POST", "/agents/chubes-bot/tools/web_search", "", bearer(chatOnly.Token),
+				header("X-Forwarded-Method", "POST"), header("X-Forwarded-Uri", "/agents/chubes-bot/chat"))
+		})
+		t.Run("no token or a bad one gets 401 and never reaches the upstream", func(t *testing.T) {
+			r := through(t, stops(http.StatusUnauthorized), "POST", "/agents/chubes-bot/chat", "")
+			if h := r.header.Get("WWW-Authenticate"); !strings.HasPrefix(h, "Bearer") {
+				t.Errorf("WWW-Authenticate %q, want agentauthz's Bearer challenge passed on by Caddy", h)
+			}
+			through(t, stops(http.StatusUnauthorized), "POST", "/agents/chubes-bot/chat", "", bearer("datamachine_chubes-bot_not-a-token"))
+		})
+		t.Run("a path with no route gets 403 and never reaches the upstream", func(t *testing.T) {
+			through(t, stops(http.StatusForbidden), "GET", "/agents/chubes-bot/secrets", "", bearer(full.Token))
+			through(t, stops(http.StatusForbidden), "DELETE", "/agents/chubes-bot/chat", "", bearer(full.Token)) // a method outside the table
+			through(t, stops(http.StatusForbidden), "GET", "/", "", bearer(full.Token))
+		})
+		t.Run("a path agentauthz cannot interpret gets 400 and never reaches the upstream", func(t *testing.T) {
+			for _, path := range []string{
+				"/agents/chubes-bot/tools/web_search%2F..%2Fshell", // an encoded slash
+				"/agents/chubes-bot/tools/%2e%2e",                  // an encoded dot segment
+			} {
+				if r := through(t, stops(http.StatusBadRequest), "POST", path, "", bearer(full.Token)); r.apiError(t).Error.Code != "invalid_original_request" {
+					t.Errorf("POST %s: %s, want invalid_original_request", path, r.body)
+				}
+			}
+		})
+		t.Run("a revoked token stops at the next request", func(t *testing.T) {
+			tok := mintCLI(t, db, "chubes-bot")
+			through(t, passes, "POST", "/agents/chubes-bot/chat", "", bearer(tok.Token)) // now cached
+			srv.do(t, "DELETE", "/v1/agents/chubes-bot/tokens/"+itoa(tok.ID), nil, bearer(tok.Token)).want(t, http.StatusOK)
+			through(t, stops(http.StatusUnauthorized), "POST", "/agents/chubes-bot/chat", "", bearer(tok.Token))
+			through(t, passes, "POST", "/agents/chubes-bot/chat", "", bearer(full.Token)) // the others still pass
+		})
+	})
+}
+
+// The checks above can fail: with forward_auth pointed at an authorizer that
+// answers 200 to everything (what a denial as "200 allow:false" amounts to
+// for a gateway), the denial check reports the request that got through.
+func TestCaddyForwardAuthGatewayCheckCatchesAnAlways200Authorizer(t *testing.T) {
+	t.Parallel()
+	bin := caddyBinary(t)
+	always200 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"allow":false,"denied_by":["token_ceiling"]}`)
+	}))
+	t.Cleanup(always200.Close)
+	up := newUpstream(t)
+	gw := startCaddy(t, bin, always200.URL, up)
+	for _, c := range []struct {
+		name string
+		want passage
+		opts []reqOpt
+	}{
+		{"a denial", stops(http.StatusForbidden), []reqOpt{bearer("datamachine_chubes-bot_chat-only")}},
+		{"no credential", stops(http.StatusUnauthorized), nil},
+	} {
+		_, err := c.want.check(t, gw, up, "POST", "/agents/chubes-bot/tools/web_search", "", c.opts...)
+		if err == nil {
+			t.Errorf("%s: the check passed although Caddy let the request through to the upstream", c.name)
+		} else if !strings.Contains(err.Error(), "reached the upstream") {
+			t.Errorf("%s: the check failed for another reason than the upstream hit: %v", c.name, err)
+		} else {
+			t.Logf("%s: the check fails, as it must: %v", c.name, err)
+		}
+	}
+}
+
+// passage is what one request through a gateway must come to: the status
+// the client gets and how many requests reach the upstream because of it.
+type passage struct {
+	status int
+	hits   int
+}
+
+// passes is a request that reaches the upstream once and gets its 200.
+var passes = passage{http.StatusOK, 1}
+
+// stops is a request that gets status from the gateway and never reaches the
+// upstream.
+func stops(status int) passage { return passage{status, 0} }
+
+// check sends one request through g and says how it differs from p: the
+// upstream's hit count, the status, and whether the answer came from the
+// upstream. It returns an error rather than failing t, so that a test can
+// show that a check fails.
+func (p passage) check(t *testing.T, g *gateway, up *upstream, method, path, body string, opts ...reqOpt) (*response, error) {
+	t.Helper()
+	before := up.hits()
+	r := g.do(t, method, path, body, opts...)
+	var problems []string
+	if got := up.hits() - before; got != p.hits {
+		problems = append(problems, fmt.Sprintf("%d request(s) reached the upstream, want %d", got, p.hits))
+	}
+	if r.status != p.status {
+		problems = append(problems, fmt.Sprintf("status %d, want %d", r.status, p.status))
+	}
+	if reached := r.header.Get(upstreamHeader) != ""; reached != (p.hits > 0) {
+		problems = append(problems, fmt.Sprintf("the answer came from the upstream: %v, want %v", reached, p.hits > 0))
+	}
+	if len(problems) > 0 {
+		return r, fmt.Errorf("%s %s through %s: %s; body: %s", method, path, g.name, strings.Join(problems, "; "), r.body)
+	}
+	return r, nil
+}
