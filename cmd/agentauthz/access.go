@@ -66,7 +66,7 @@ func (a *app) accessRevoke() *cobra.Command {
 				return err
 			}
 			if a.format == "json" {
-				return printJSON(a.stdout, map[string]any{"revoked": args[1], "agent": args[0]})
+				return nil // nothing to show, as the API's 204
 			}
 			fmt.Fprintf(a.stdout, "Revoked %s's access to agent %s.\n", args[1], args[0])
 			return nil
@@ -123,14 +123,14 @@ func (a *app) accessCheck() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var role any
-			if acc.Role != "" {
-				role = acc.Role
-			}
 			if a.format == "json" {
-				return printJSON(a.stdout, map[string]any{"allowed": acc.Allowed, "role": role, "agent_id": acc.Agent.ID, "principal": p.ID})
+				return printJSON(a.stdout, view.AccessOf(acc.Allowed, acc.Role, acc.Agent.ID, minimumRole))
 			}
-			fmt.Fprintf(a.stdout, "allowed=%t role=%v principal=%s agent=%s\n", acc.Allowed, role, p.ID, acc.Agent.Slug)
+			role := acc.Role
+			if role == "" {
+				role = "-"
+			}
+			fmt.Fprintf(a.stdout, "allowed=%t role=%s principal=%s agent=%s\n", acc.Allowed, role, p.ID, acc.Agent.Slug)
 			return nil
 		},
 	}

@@ -182,7 +182,7 @@ func (a *app) agentsDelete() *cobra.Command {
 				return err
 			}
 			if a.format == "json" {
-				return printJSON(a.stdout, map[string]any{"deleted": args[0]})
+				return nil // nothing to show, as the API's 204
 			}
 			fmt.Fprintf(a.stdout, "Deleted agent %s, its tokens and its grants.\n", args[0])
 			return nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/agentauthz/agentauthz/internal/authz"
 	"github.com/agentauthz/agentauthz/internal/policy"
+	"github.com/agentauthz/agentauthz/internal/view"
 )
 
 func (a *app) policyCommand() *cobra.Command {
@@ -81,11 +82,14 @@ func (a *app) authorizeCommand() *cobra.Command {
 				return err
 			}
 			if a.format == "json" {
-				out := map[string]any{"allow": res.Allow, "denied_by": res.DeniedBy, "reasons": res.Reasons, "decision_id": res.DecisionID, "agent_id": res.AgentID}
-				if explain {
-					out["explanation"] = trace
+				d := view.DecisionOf(res.Allow, res.DeniedBy, res.Reasons, res.DecisionID, res.AgentID)
+				if !explain {
+					return printJSON(a.stdout, d)
 				}
-				return printJSON(a.stdout, out)
+				return printJSON(a.stdout, struct {
+					view.Decision
+					Explanation []string `json:"explanation"`
+				}{d, trace})
 			}
 			fmt.Fprintf(a.stdout, "allow=%t denied_by=%v\n", res.Allow, res.DeniedBy)
 			for _, r := range res.Reasons {

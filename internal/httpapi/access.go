@@ -53,13 +53,6 @@ func listAgents(svc *authz.Service) echo.HandlerFunc {
 	}
 }
 
-type accessView struct {
-	Allowed     bool    `json:"allowed"`
-	Role        *string `json:"role"`
-	AgentID     int64   `json:"agent_id"`
-	MinimumRole *string `json:"minimum_role"`
-}
-
 // checkAccess answers whether the caller holds ?minimum_role on an agent;
 // a "no" is an answer (200), not an error.
 func checkAccess(svc *authz.Service) echo.HandlerFunc {
@@ -77,14 +70,7 @@ func checkAccess(svc *authz.Service) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		out := accessView{Allowed: acc.Allowed, AgentID: acc.Agent.ID}
-		if acc.Role != "" {
-			out.Role = &acc.Role
-		}
-		if minRole != "" {
-			out.MinimumRole = &minRole
-		}
-		return c.JSON(http.StatusOK, out)
+		return c.JSON(http.StatusOK, view.AccessOf(acc.Allowed, acc.Role, acc.Agent.ID, minRole))
 	}
 }
 

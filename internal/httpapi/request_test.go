@@ -1,12 +1,8 @@
 package httpapi
 
 import (
-	"bytes"
-	"io"
 	"testing"
 )
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 
 func TestIsJSONAcceptsParameters(t *testing.T) {
 	cases := []struct {
