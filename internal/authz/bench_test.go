@@ -81,6 +81,21 @@ func BenchmarkAuthorizeDecision(b *testing.B) {
 	}
 }
 
+// BenchmarkAuthorizeEvalOnly is the evaluation alone, on an input built
+// once: BenchmarkAuthorizeDecision minus BenchmarkBuildInput/ast.
+func BenchmarkAuthorizeEvalOnly(b *testing.B) {
+	eng := benchEngine(b, 0)
+	ctx := context.Background()
+	in := authorizeFacts().input()
+	b.ReportAllocs()
+	for b.Loop() {
+		d, err := eng.Decide(ctx, in)
+		if err != nil || !d.Allow {
+			b.Fatalf("%v %+v", err, d)
+		}
+	}
+}
+
 // BenchmarkAuthorizeMemoHit is the same question answered from the decision
 // memo (what a repeated question costs in the service layer).
 func BenchmarkAuthorizeMemoHit(b *testing.B) {
@@ -168,7 +183,11 @@ func BenchmarkBuildInput(b *testing.B) {
 		}
 	})
 	b.Run("json", func(b *testing.B) {
-		js, _ := json.Marshal(map[string]any{"ability": "authorize"})
+		doc, err := ast.JSON(f.input())
+		if err != nil {
+			b.Fatal(err)
+		}
+		js, _ := json.Marshal(doc)
 		b.ReportAllocs()
 		for b.Loop() {
 			var v any

@@ -1,7 +1,9 @@
 package authz
 
 import (
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -126,6 +128,9 @@ type sink interface {
 	null()
 	// term is a value rendered elsewhere (a management request document).
 	term(t *ast.Term)
+	// user renders u as renderUser describes; a sink may reuse what it
+	// built for the same user earlier in the document.
+	user(u *model.User)
 }
 
 // render describes the facts as the policy's input document.
@@ -231,7 +236,7 @@ func renderAgent(s sink, a *model.Agent, owner *model.User) {
 	}
 	if owner != nil {
 		s.field("owner")
-		renderUser(s, owner)
+		s.user(owner)
 	}
 	s.close()
 }
@@ -244,7 +249,7 @@ func renderPrincipal(s sink, p *principal.Principal) {
 	s.str(p.ID)
 	if p.User != nil {
 		s.field("user")
-		renderUser(s, p.User)
+		s.user(p.User)
 	}
 	if len(p.Audiences) > 0 {
 		s.field("audiences")
@@ -276,30 +281,43 @@ func renderPrincipal(s sink, p *principal.Principal) {
 
 // input renders the facts as the policy's input document.
 func (f *facts) input() ast.Value {
-	b := astSink{stack: make([]astFrame, 0, 6)}
-	f.render(&b)
-	return b.out.Value
+	b := astSinks.Get().(*astSink)
+	f.render(b)
+	v := b.out.Value
+	b.reset()
+	astSinks.Put(b)
+	return v
 }
 
-// astSink builds the document as ast terms.
+// astSinks recycles the builders' scratch space: building an input then
+// allocates only the document's own terms.
+var astSinks = sync.Pool{New: func() any { return &astSink{} }}
+
+// astSink builds the document as ast terms. The fields of the open objects
+// and the elements of the open arrays wait in two scratch stacks, innermost
+// last, until close() turns them into a term.
 type astSink struct {
 	stack []astFrame
+	items [][2]*ast.Term
+	elems []*ast.Term
+	last  *ast.Term // the value added last
 	out   *ast.Term
+	// lastUser and lastUserTerm share one term between the places the same
+	// user recurs in (a token's user is its own agent's owner).
+	lastUser     *model.User
+	lastUserTerm *ast.Term
 }
 
 type astFrame struct {
 	array bool
 	key   *ast.Term
-	items [][2]*ast.Term
-	elems []*ast.Term
+	start int // where its fields (or elements) begin in items (or elems)
 }
 
-func (a *astSink) open(array bool, n int) {
-	fr := astFrame{array: array}
+func (a *astSink) open(array bool, _ int) {
+	fr := astFrame{array: array, start: len(a.items)}
 	if array {
-		fr.elems = make([]*ast.Term, 0, n)
-	} else {
-		fr.items = make([][2]*ast.Term, 0, n)
+		fr.start = len(a.elems)
 	}
 	a.stack = append(a.stack, fr)
 }
@@ -307,11 +325,18 @@ func (a *astSink) open(array bool, n int) {
 func (a *astSink) close() {
 	fr := a.stack[len(a.stack)-1]
 	a.stack = a.stack[:len(a.stack)-1]
+	var t *ast.Term
 	if fr.array {
-		a.value(ast.ArrayTerm(fr.elems...))
+		// an array keeps the slice it is built from: copy it out
+		t = ast.ArrayTerm(slices.Clone(a.elems[fr.start:])...)
+		clear(a.elems[fr.start:])
+		a.elems = a.elems[:fr.start]
 	} else {
-		a.value(ast.NewTerm(ast.NewObject(fr.items...)))
+		t = ast.NewTerm(ast.NewObject(a.items[fr.start:]...))
+		clear(a.items[fr.start:])
+		a.items = a.items[:fr.start]
 	}
+	a.value(t)
 }
 
 func (a *astSink) field(name string) { a.stack[len(a.stack)-1].key = str(name) }
@@ -320,17 +345,34 @@ func (a *astSink) num(n int64)       { a.value(num(n)) }
 func (a *astSink) null()             { a.value(ast.InternedNullTerm) }
 func (a *astSink) term(t *ast.Term)  { a.value(t) }
 
+// user renders u once per document and shares the term where u recurs.
+func (a *astSink) user(u *model.User) {
+	if u == a.lastUser {
+		a.value(a.lastUserTerm)
+		return
+	}
+	renderUser(a, u)
+	a.lastUser, a.lastUserTerm = u, a.last
+}
+
 func (a *astSink) value(t *ast.Term) {
+	a.last = t
 	if len(a.stack) == 0 {
 		a.out = t
 		return
 	}
 	fr := &a.stack[len(a.stack)-1]
 	if fr.array {
-		fr.elems = append(fr.elems, t)
+		a.elems = append(a.elems, t)
 	} else {
-		fr.items = append(fr.items, [2]*ast.Term{fr.key, t})
+		a.items = append(a.items, [2]*ast.Term{fr.key, t})
 	}
+}
+
+// reset drops every reference into the document just built.
+func (a *astSink) reset() {
+	a.stack = a.stack[:0]
+	a.last, a.out, a.lastUser, a.lastUserTerm = nil, nil, nil, nil
 }
 
 // identities are the principal strings whose grants may concern p. It is a

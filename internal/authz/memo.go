@@ -8,6 +8,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 
+	"github.com/agentauthz/agentauthz/internal/model"
 	"github.com/agentauthz/agentauthz/internal/policy"
 )
 
@@ -77,10 +78,11 @@ func (k *keySink) open(array bool, _ int) {
 		k.b = append(k.b, '{')
 	}
 }
-func (k *keySink) close()            { k.b = append(k.b, '}') }
-func (k *keySink) field(name string) { k.b = appendStr(append(k.b, 'k'), name) }
-func (k *keySink) str(s string)      { k.b = appendStr(append(k.b, 's'), s) }
-func (k *keySink) null()             { k.b = append(k.b, 'n') }
+func (k *keySink) close()             { k.b = append(k.b, '}') }
+func (k *keySink) field(name string)  { k.b = appendStr(append(k.b, 'k'), name) }
+func (k *keySink) str(s string)       { k.b = appendStr(append(k.b, 's'), s) }
+func (k *keySink) null()              { k.b = append(k.b, 'n') }
+func (k *keySink) user(u *model.User) { renderUser(k, u) }
 func (k *keySink) num(n int64) {
 	k.b = append(strconv.AppendInt(append(k.b, 'i'), n, 10), ';')
 }
