@@ -30,13 +30,16 @@ func (a *app) loadOPAConfig(path string) (*policy.OPAConfig, error) {
 
 // policyOptions is how the engine is built: the --policy-bundle (or the
 // embedded default), and, with --opa-config, its restricted built-ins and
-// its local signed bundle.
+// its local signed bundle, or Await for a bundle server's.
 func (a *app) policyOptions() policy.Options {
 	opts := policy.Options{BundlePath: a.policyBundle, Logger: a.quietLogger()}
 	if a.opa == nil {
 		return opts
 	}
 	opts.AllowBuiltins = a.opa.AllowBuiltins
+	// A bundle server's bundle: decide nothing (503) until it arrives,
+	// rather than serve the embedded default meanwhile.
+	opts.Await = a.opa.RemoteBundle()
 	if p, verify := a.opa.LocalBundle(); p != "" {
 		opts.BundlePath, opts.Verification = p, verify
 	}

@@ -2,8 +2,6 @@ package authz
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"sort"
 
@@ -106,14 +104,7 @@ func authorizeResult(d policy.Decision, agentID int64, memo bool) AuthorizeResul
 	if deniedBy == nil {
 		deniedBy = []string{}
 	}
-	return AuthorizeResult{Allow: d.Allow, DeniedBy: deniedBy, Reasons: d.Reasons, DecisionID: decisionID(), AgentID: agentID, Memoized: memo}
-}
-
-// decisionID names one decision for audit correlation.
-func decisionID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return AuthorizeResult{Allow: d.Allow, DeniedBy: deniedBy, Reasons: d.Reasons, DecisionID: d.ID, AgentID: agentID, Memoized: memo}
 }
 
 // agentScopedInto loads an agent's facts into an existing facts value.

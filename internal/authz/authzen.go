@@ -7,6 +7,7 @@ import (
 
 	"github.com/agentauthz/agentauthz/internal/credential"
 	"github.com/agentauthz/agentauthz/internal/model"
+	"github.com/agentauthz/agentauthz/internal/policy"
 	"github.com/agentauthz/agentauthz/internal/principal"
 )
 
@@ -130,5 +131,5 @@ func (s *Service) AuthorizeSubject(ctx context.Context, sub Subject, req Authori
 // denyBefore is a denial decided before the policy could be asked.
 func (s *Service) denyBefore(layer, reason string) AuthorizeResult {
 	s.cfg.Metrics.Decision("authorize", false, false)
-	return AuthorizeResult{Allow: false, DeniedBy: []string{layer}, Reasons: []string{reason}, DecisionID: decisionID()}
+	return AuthorizeResult{Allow: false, DeniedBy: []string{layer}, Reasons: []string{reason}, DecisionID: policy.NewDecisionID()}
 }

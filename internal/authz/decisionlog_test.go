@@ -88,6 +88,9 @@ func TestDecisionLogRecordsEveryDecision(t *testing.T) {
 			if r.Input == nil || r.Input.Compare(tc.f.input()) != 0 {
 				t.Errorf("logged input %v, want the policy input", r.Input)
 			}
+			if r.Decision.ID == "" || r.Decision.ID != d.ID {
+				t.Errorf("logged decision id %q, the answer's %q: want one id, drawn for every decision", r.Decision.ID, d.ID)
+			}
 			if r.Start.IsZero() || r.Latency <= 0 {
 				t.Errorf("start %v, latency %v: want both", r.Start, r.Latency)
 			}

@@ -86,8 +86,9 @@ func (s *Service) decide(ctx context.Context, f *facts) (policy.Decision, error)
 
 // evaluate answers from the decision memo when it can (see memo.go) and
 // reports whether it did. It is the one place every decision passes, so
-// it is where decisions are logged.
+// it is where decisions are named (d.ID, failures included) and logged.
 func (s *Service) evaluate(ctx context.Context, f *facts) (d policy.Decision, memo bool, err error) {
+	id := policy.NewDecisionID()
 	if s.cfg.DecisionLog != nil {
 		start := time.Now()
 		defer func() { s.logDecision(ctx, f, start, d, memo, err) }()
@@ -99,6 +100,7 @@ func (s *Service) evaluate(ctx context.Context, f *facts) (d policy.Decision, me
 		if memoizable {
 			if d, ok := s.memo.cache.Get(key); ok {
 				s.cfg.Metrics.Decision(f.ability, d.Allow, true)
+				d.ID = id
 				return d, true, nil
 			}
 		}
@@ -107,14 +109,15 @@ func (s *Service) evaluate(ctx context.Context, f *facts) (d policy.Decision, me
 	if err != nil {
 		s.cfg.Logger.Error("policy evaluation failed; denying", "ability", f.ability, "err", err)
 		s.cfg.Metrics.DecisionError(f.ability)
-		return policy.Decision{}, false, fmt.Errorf("%w: policy engine: %v", ErrUnavailable, err)
+		return policy.Decision{ID: id}, false, fmt.Errorf("%w: policy engine: %v", ErrUnavailable, err)
 	}
 	if memoizable && d.Generation == act.Generation {
 		// a reload between reading the activation and deciding would
 		// otherwise file the new bundle's answer under the old key
-		s.memo.cache.Add(key, d)
+		s.memo.cache.Add(key, d) // stored without an id: each answer gets its own
 	}
 	s.cfg.Metrics.Decision(f.ability, d.Allow, false)
+	d.ID = id
 	return d, false, nil
 }
 

@@ -2,6 +2,8 @@ package policy
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 
@@ -21,6 +23,11 @@ type Decision struct {
 	DeniedBy []string `json:"denied_by"`
 	// Reasons explains the decision in sentences.
 	Reasons []string `json:"reasons"`
+	// ID names this one decision for audit correlation: the answer, the
+	// access log and the decision log carry the same id. The service sets
+	// it for every decision it makes, memo hits included; a memoized
+	// decision is stored without one.
+	ID string `json:"-"`
 	// Generation is the activation that decided (Decide sets it), so a
 	// caller that memoizes under the generation it read beforehand can
 	// tell whether a reload came in between.
@@ -57,7 +64,10 @@ type Access struct {
 // Decide evaluates the active policy for input; any error means the caller must deny.
 func (e *Engine) Decide(ctx context.Context, input ast.Value) (Decision, error) {
 	st := e.cur.Load()
-	rs, err := evalQuery(ctx, st.decision, input)
+	if st == nil {
+		return Decision{}, ErrNoBundle
+	}
+	rs, err := evaluate(ctx, st, st.decision, input)
 	if err != nil {
 		e.failed(ctx, st)
 		return Decision{}, fmt.Errorf("%w: %w", ErrPolicy, err)
@@ -76,8 +86,15 @@ func (e *Engine) Decide(ctx context.Context, input ast.Value) (Decision, error) 
 // Explain (with a tracer) and the decision cases all go through it, so the
 // cases check exactly what serves.
 func evalQuery(ctx context.Context, pq rego.PreparedEvalQuery, input ast.Value, extra ...rego.EvalOption) (rego.ResultSet, error) {
-	opts := make([]rego.EvalOption, 0, 4+len(extra))
-	opts = append(opts, rego.EvalParsedInput(input), evalNoMetrics, evalRawResult)
+	return evaluate(ctx, nil, pq, input, extra...)
+}
+
+// evaluate is evalQuery for the query of st (nil: of no activation yet),
+// reusing what earlier evaluations read from st's store.
+func evaluate(ctx context.Context, st *state, pq rego.PreparedEvalQuery, input ast.Value, extra ...rego.EvalOption) (rego.ResultSet, error) {
+	ev := getEvaluation(st)
+	defer ev.release()
+	opts := append(ev.options(), rego.EvalParsedInput(input))
 	if ctx.Done() == nil {
 		// Nothing can cancel this context: skip the watcher goroutine
 		// rego would start for it.
@@ -313,4 +330,11 @@ func optRoute(obj ast.Object) (*Route, error) {
 		return nil, malformed("route.tool is %s, not a string", typeName(v))
 	}
 	return r, nil
+}
+
+// NewDecisionID draws a decision id: 96 random bits, hex.
+func NewDecisionID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }

@@ -2,8 +2,6 @@ package policy
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"time"
 
@@ -16,8 +14,6 @@ import (
 // carries identifiers only: never a token or its hash (the policy input
 // holds neither: a token principal is its id, agent, capabilities and expiry).
 type DecisionRecord struct {
-	// DecisionID names the decision; "" makes the log draw one.
-	DecisionID string
 	// Ability is the ability asked about ("authorize", "create-token", ...).
 	Ability string
 	// PrincipalKind and PrincipalID name the caller ("token", "token:12").
@@ -63,9 +59,9 @@ const decisionPath = "agentauthz/main/decision"
 // LogDecision hands r to the plugin; a failure is logged, never returned:
 // a decision is not undone because its log entry could not be written.
 func (l *DecisionLog) LogDecision(ctx context.Context, r DecisionRecord) {
-	id := r.DecisionID
+	id := r.Decision.ID
 	if id == "" {
-		id = newDecisionID()
+		id = NewDecisionID()
 	}
 	var input any
 	if r.Input != nil {
@@ -129,10 +125,4 @@ func orEmpty(ss []string) []string {
 		return []string{}
 	}
 	return ss
-}
-
-func newDecisionID() string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

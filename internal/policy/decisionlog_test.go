@@ -77,9 +77,10 @@ decision_logs: {service: collector, reporting: {min_delay_seconds: 1, max_delay_
 	if err != nil {
 		t.Fatal(err)
 	}
+	d.ID = "d-1"
 	start := time.Now()
 	p.DecisionLog().LogDecision(context.Background(), DecisionRecord{
-		DecisionID: "d-1", Ability: "show-agent", PrincipalKind: "user", PrincipalID: "user:5", AgentID: 7, OwnerID: 3,
+		Ability: "show-agent", PrincipalKind: "user", PrincipalID: "user:5", AgentID: 7, OwnerID: 3,
 		Input: in, Decision: d, Revision: eng.Activation().Revision, Start: start, Latency: time.Millisecond,
 	})
 	waitFor(t, "the decision at the collector", func() bool { return len(col.all()) > 0 })

@@ -38,6 +38,10 @@ var ErrPolicy = errors.New("policy: evaluation failed")
 // ErrUndefined is returned (wrapped) when the decision rule is undefined for an input; it also matches ErrPolicy.
 var ErrUndefined = fmt.Errorf("%w: decision undefined", ErrPolicy)
 
+// ErrNoBundle is returned (wrapped) by every decision of an engine that
+// awaits its first bundle (Options.Await); it also matches ErrPolicy.
+var ErrNoBundle = fmt.Errorf("%w: no policy bundle activated yet", ErrPolicy)
+
 // ErrRejected is wrapped by every error that refused to activate a bundle.
 var ErrRejected = errors.New("policy: bundle rejected")
 
@@ -61,6 +65,11 @@ type Options struct {
 	// .signatures.json is verified as OPA's bundle plugin does (OPA's
 	// `keys` and `signing` settings) and a bundle that fails is refused.
 	Verification *bundle.VerificationConfig
+	// Await starts the engine with no bundle at all: every decision fails
+	// (ErrNoBundle, so callers deny with 503) until ActivateBundle succeeds.
+	// It is for a bundle server's bundle: a replica never decides with a
+	// policy its operator did not configure, such as the embedded default.
+	Await bool
 }
 
 // Activation describes the bundle currently answering decisions.
@@ -173,6 +182,10 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{opts: opts, log: log.With("component", "policy"), caps: capabilities(opts.AllowBuiltins)}
+	if opts.Await {
+		e.log.Info("policy engine awaits its bundle; every decision is refused until it activates")
+		return e, nil
+	}
 	b, source, err := e.load()
 	if err != nil {
 		e.log.Error("policy bundle not loaded", "source", e.source(), "error", err)
@@ -201,7 +214,10 @@ func (e *Engine) OnActivate(f func(*ast.Compiler, map[string]any)) {
 
 // Activation returns a description of the active bundle.
 func (e *Engine) Activation() Activation {
-	return e.cur.Load().act
+	if st := e.cur.Load(); st != nil {
+		return st.act
+	}
+	return Activation{Source: "none yet (awaiting the bundle)"}
 }
 
 // Reload re-reads the bundle and activates it; on any failure the previous activation keeps serving.

@@ -273,3 +273,41 @@ func TestConcurrentDecideDuringReload(t *testing.T) {
 		t.Errorf("Generation = %d after 20 reloads, want 21", g)
 	}
 }
+
+// An engine that awaits a bundle server's bundle decides nothing until the
+// bundle activates: every decision and explanation fails (the caller
+// denies with 503), readiness fails, and no policy, not even the embedded
+// default, answers in the meantime.
+func TestAwaitingEngineRefusesEveryDecisionUntilItsBundleActivates(t *testing.T) {
+	ctx := context.Background()
+	e, err := New(ctx, Options{Await: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := input(t, showAgent("show-agent", "viewer"))
+	if d, err := e.Decide(ctx, in); !errors.Is(err, ErrNoBundle) || !errors.Is(err, ErrPolicy) || d.Allow {
+		t.Fatalf("Decide before any bundle = %+v, %v; want a refusal with ErrNoBundle", d, err)
+	}
+	if _, _, err := e.Explain(ctx, in); !errors.Is(err, ErrNoBundle) {
+		t.Fatalf("Explain before any bundle: %v, want ErrNoBundle", err)
+	}
+	if err := e.Failing(); err == nil {
+		t.Fatal("Failing() = nil before any bundle; readiness must fail")
+	}
+	if act := e.Activation(); act.Generation != 0 || act.Revision != "" || act.Deterministic {
+		t.Fatalf("Activation() before any bundle = %+v, want the zero activation (memo off)", act)
+	}
+	b, err := LoadBundle(fixture("valid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ActivateBundle(ctx, b, "bundle server"); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := e.Decide(ctx, in); err != nil || !d.Allow || d.Generation != 1 {
+		t.Fatalf("Decide after activation = %+v, %v; want the bundle's allow, generation 1", d, err)
+	}
+	if err := e.Failing(); err != nil {
+		t.Fatalf("Failing() after activation: %v", err)
+	}
+}

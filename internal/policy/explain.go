@@ -18,6 +18,9 @@ import (
 // returned with the error: it is how one finds out why.
 func (e *Engine) Explain(ctx context.Context, input ast.Value) (Decision, []string, error) {
 	st := e.cur.Load()
+	if st == nil {
+		return Decision{}, nil, ErrNoBundle
+	}
 	buf := topdown.NewBufferTracer()
 	rs, err := evalQuery(ctx, st.decision, input, rego.EvalQueryTracer(buf))
 	lines := traceLines(*buf)

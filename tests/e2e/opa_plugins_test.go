@@ -301,18 +301,20 @@ plugins:
 			{"denied by the tool policy", replicas[1], "use_tools", "shell", false, false, "tool_policy"},
 			{"allowed on the third replica", replicas[2], "chat", "", true, false, ""},
 		}
+		answered := map[string]string{} // sample -> the answer's decision id
 		for _, sm := range samples {
-			if d := sm.s.authorize(t, tok.Token, sm.action, sm.tool); d.Allow != sm.allow {
+			d := sm.s.authorize(t, tok.Token, sm.action, sm.tool)
+			if d.Allow != sm.allow {
 				t.Fatalf("%s: allow %v, want %v (%+v)", sm.name, d.Allow, sm.allow, d)
 			}
+			answered[sm.name] = d.DecisionID
 		}
 		for _, sm := range samples {
 			var ev map[string]any
 			pollUntil(t, bundleRolloutBound, sm.name+": its decision-log entry", func() bool {
 				ev = col.event(func(ev map[string]any) bool {
-					return field(ev, "custom", "token_id") == float64(tok.ID) && field(ev, "custom", "ability") == "authorize" &&
-						field(ev, "custom", "action") == sm.action && field(ev, "custom", "memo") == sm.memo &&
-						(sm.tool == "" || field(ev, "custom", "tool") == sm.tool)
+					// the entry of this very answer: one decision id end to end
+					return answered[sm.name] != "" && field(ev, "decision_id") == answered[sm.name]
 				})
 				return ev != nil
 			})
@@ -320,7 +322,9 @@ plugins:
 				what string
 				ok   bool
 			}{
-				{"decision_id", field(ev, "decision_id") != nil && field(ev, "decision_id") != ""},
+				{"question", field(ev, "custom", "token_id") == float64(tok.ID) && field(ev, "custom", "ability") == "authorize" &&
+					field(ev, "custom", "action") == sm.action && (sm.tool == "" || field(ev, "custom", "tool") == sm.tool)},
+				{"memo or fresh", field(ev, "custom", "memo") == sm.memo},
 				{"timestamp", field(ev, "timestamp") != nil},
 				{"principal", field(ev, "custom", "principal", "kind") == "token" && field(ev, "custom", "principal", "id") == fmt.Sprintf("token:%d", tok.ID)},
 				{"agent and owner", field(ev, "custom", "agent_id") == float64(tok.AgentID) && field(ev, "custom", "owner_id") != nil},
@@ -344,4 +348,60 @@ plugins:
 			}
 		}
 	})
+}
+
+// A replica configured for a bundle server's bundle decides nothing until
+// that bundle arrives: it is up (/healthz) but not ready, and it answers
+// every question 503, never with the embedded default policy.
+func TestReplicaAwaitingItsBundleDecidesNothingUntilItArrives(t *testing.T) {
+	t.Parallel()
+	bin := nginxBinary(t)
+	docroot := t.TempDir() // empty: the bundle server has nothing yet
+	nginx, err := launchNginx(t, bin, fmt.Sprintf("location /bundles/ { alias %s/; }", docroot))
+	if err != nil {
+		t.Fatalf("nginx: %v", err)
+	}
+	config := filepath.Join(t.TempDir(), "opa.yaml")
+	err = os.WriteFile(config, fmt.Appendf(nil, `
+services:
+  bundles: {url: %q}
+keys:
+  test: {algorithm: RS256}
+bundles:
+  authz:
+    service: bundles
+    resource: /bundles/agentauthz.tar.gz
+    signing: {keyid: test}
+    polling: {min_delay_seconds: 1, max_delay_seconds: 1}
+plugins:
+  agentauthz:
+    key_files: {test: %q}
+`, nginx.base, filepath.Join(moduleRoot, testPublicKey)), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sqliteURL(t)
+	seedWorld(t, db)
+	tok := mintCLI(t, db, "chubes-bot")
+	s := startServerUntil(t, "/healthz", db, "--opa-config", config)
+	ask := func() *response {
+		return s.do(t, "POST", "/v1/authorize", map[string]string{"action": "chat"}, bearer(tok.Token))
+	}
+
+	if r := s.do(t, "GET", "/readyz", nil); r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), `"bundle":"waiting"`) {
+		t.Fatalf("/readyz before the bundle: %d %s; want 503 with bundle waiting", r.status, r.body)
+	}
+	if r := ask(); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("an authorize before the bundle answered %d %s; want 503 (no policy decides yet)", r.status, r.body)
+	}
+
+	publish(t, docroot, buildSignedBundle(t, "first"))
+	pollUntil(t, bundleRolloutBound, "the first bundle serving", func() bool {
+		return strings.HasPrefix(s.bundleRevision(t), "first+")
+	})
+	var d decision
+	ask().want(t, http.StatusOK).decode(t, &d)
+	if !d.Allow {
+		t.Fatalf("once the bundle serves, the owner's token is denied: %+v", d)
+	}
 }

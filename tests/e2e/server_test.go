@@ -38,10 +38,17 @@ type server struct {
 // stops it with SIGTERM when t ends.
 func startServer(t *testing.T, dbURL string, flags ...string) *server {
 	t.Helper()
+	return startServerUntil(t, "/readyz", dbURL, flags...)
+}
+
+// startServerUntil is startServer waiting for GET path to answer 200
+// instead of /readyz: "/healthz" for a server that is up but not ready.
+func startServerUntil(t *testing.T, path, dbURL string, flags ...string) *server {
+	t.Helper()
 	var lastErr error
 	// A free port can be taken between probing and binding; try again then.
 	for attempt := 0; attempt < 3; attempt++ {
-		s, err := launch(t, dbURL, flags)
+		s, err := launch(t, path, dbURL, flags)
 		if err == nil {
 			return s
 		}
@@ -54,7 +61,7 @@ func startServer(t *testing.T, dbURL string, flags ...string) *server {
 	return nil
 }
 
-func launch(t *testing.T, dbURL string, flags []string) (*server, error) {
+func launch(t *testing.T, readyPath, dbURL string, flags []string) (*server, error) {
 	t.Helper()
 	addr, err := freeAddr()
 	if err != nil {
@@ -79,7 +86,7 @@ func launch(t *testing.T, dbURL string, flags []string) (*server, error) {
 	}
 	go func() { _ = cmd.Wait(); f.Close(); close(s.exited) }()
 	t.Cleanup(func() { s.stop(t) })
-	if err := s.waitReady(); err != nil {
+	if err := s.waitOK(readyPath); err != nil {
 		logText, _ := os.ReadFile(errLog)
 		return nil, fmt.Errorf("%w; stderr:\n%s", err, logText)
 	}
@@ -108,9 +115,9 @@ func cleanEnv() []string {
 	return env
 }
 
-// waitReady polls GET /readyz until it answers 200, the process exits, or
+// waitOK polls GET path until it answers 200, the process exits, or
 // readyTimeout passes.
-func (s *server) waitReady() error {
+func (s *server) waitOK(path string) error {
 	deadline := time.Now().Add(readyTimeout)
 	for {
 		select {
@@ -118,7 +125,7 @@ func (s *server) waitReady() error {
 			return errors.New("server exited before it was ready")
 		default:
 		}
-		resp, err := s.client.Get(s.base + "/readyz")
+		resp, err := s.client.Get(s.base + path)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
@@ -127,7 +134,7 @@ func (s *server) waitReady() error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("/readyz not 200 within %s (last error: %v)", readyTimeout, err)
+			return fmt.Errorf("%s not 200 within %s (last error: %v)", path, readyTimeout, err)
 		}
 		select {
 		case <-s.exited:
@@ -257,6 +264,8 @@ type decision struct {
 	DeniedBy []string `json:"denied_by"`
 	Reasons  []string `json:"reasons"`
 	AgentID  int64    `json:"agent_id"`
+	// DecisionID names the decision in the access log and the decision log.
+	DecisionID string `json:"decision_id"`
 }
 
 // authorize asks POST /v1/authorize with a token and returns the decision
