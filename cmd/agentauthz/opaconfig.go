@@ -10,10 +10,14 @@ import (
 	"github.com/agentauthz/agentauthz/internal/metrics"
 	"github.com/agentauthz/agentauthz/internal/policy"
 	"github.com/agentauthz/agentauthz/internal/view"
+	"github.com/open-policy-agent/opa/v1/bundle"
 )
 
 // loadOPAConfig reads --opa-config; a file that does not parse, names an
-// unknown setting or a missing key file is a usage error (exit 2) naming it.
+// unknown setting, a missing key file or a key that does not parse is a
+// usage error (exit 2) naming it. So is a local bundle the configured keys
+// refuse (a file:// entry, or --policy-bundle when keys are configured):
+// at start there is no last good bundle to keep serving.
 func (a *app) loadOPAConfig(path string) (*policy.OPAConfig, error) {
 	cfg, err := policy.LoadOPAConfig(path)
 	if err != nil {
@@ -22,25 +26,47 @@ func (a *app) loadOPAConfig(path string) (*policy.OPAConfig, error) {
 	for _, w := range cfg.Warnings {
 		a.logger.Warn("opa config", "file", path, "warning", w)
 	}
+	for _, id := range cfg.TestOnlyKeys {
+		a.logger.Warn("opa config: key "+id+" is the repository's TEST-ONLY public key: its private key is public, anyone can sign bundles this server accepts",
+			"file", path, "key", id)
+	}
 	if local, _ := cfg.LocalBundle(); (local != "" || cfg.RemoteBundle()) && a.policyBundle != "" {
 		return nil, &usageError{fmt.Sprintf("--policy-bundle %s and the bundles entry of --opa-config %s name two policies; keep one", a.policyBundle, path)}
+	}
+	if p, verify := localBundle(a.policyBundle, cfg); verify != nil {
+		if _, err := policy.LoadSignedBundle(p, verify); err != nil {
+			return nil, &usageError{fmt.Sprintf("--opa-config %s: %s is refused by its keys: %v", path, p, err)}
+		}
 	}
 	return cfg, nil
 }
 
+// localBundle is the local bundle the engine loads and how it is verified:
+// the configuration's file:// entry, or else --policy-bundle, verified with
+// the configured keys (none: not verified).
+func localBundle(policyBundle string, cfg *policy.OPAConfig) (string, *bundle.VerificationConfig) {
+	if p, verify := cfg.LocalBundle(); p != "" {
+		return p, verify
+	}
+	if policyBundle == "" {
+		return "", nil
+	}
+	return policyBundle, cfg.Verification()
+}
+
 // policyOptions is how the engine is built: the --policy-bundle (or the
 // embedded default), and, with --opa-config, its restricted built-ins and
-// its local signed bundle, or Await for a bundle server's.
+// hosts, its local bundle verified with its keys, or Await for a bundle server's.
 func (a *app) policyOptions() policy.Options {
 	opts := policy.Options{BundlePath: a.policyBundle, Logger: a.quietLogger()}
 	if a.opa == nil {
 		return opts
 	}
-	opts.AllowBuiltins = a.opa.AllowBuiltins
+	opts.AllowBuiltins, opts.AllowNet = a.opa.AllowBuiltins, a.opa.AllowNet
 	// A bundle server's bundle: decide nothing (503) until it arrives,
 	// rather than serve the embedded default meanwhile.
 	opts.Await = a.opa.RemoteBundle()
-	if p, verify := a.opa.LocalBundle(); p != "" {
+	if p, verify := localBundle(a.policyBundle, a.opa); p != "" {
 		opts.BundlePath, opts.Verification = p, verify
 	}
 	return opts

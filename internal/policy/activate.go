@@ -103,7 +103,7 @@ func prepare(ctx context.Context, b *bundle.Bundle, source string, caps *ast.Cap
 	}
 	store := inmem.NewFromObjectWithOpts(data, inmem.OptReturnASTValuesOnRead(true))
 
-	if err := validate(ctx, compiler, store); err != nil {
+	if err := validate(ctx, compiler, store, caps); err != nil {
 		return nil, err
 	}
 	act, err := describe(data)
@@ -114,6 +114,7 @@ func prepare(ctx context.Context, b *bundle.Bundle, source string, caps *ast.Cap
 	pq, err := rego.New(
 		rego.ParsedQuery(decisionQuery),
 		rego.Compiler(compiler),
+		rego.Capabilities(caps),
 		rego.Store(store),
 	).PrepareForEval(ctx)
 	if err != nil {
@@ -163,10 +164,11 @@ func compileError(errs ast.Errors) error {
 }
 
 // validate evaluates data.agentauthz.validate.errors once and rejects a non-empty set.
-func validate(ctx context.Context, compiler *ast.Compiler, store storage.Store) error {
+func validate(ctx context.Context, compiler *ast.Compiler, store storage.Store, caps *ast.Capabilities) error {
 	rs, err := rego.New(
 		rego.ParsedQuery(validateQuery),
 		rego.Compiler(compiler),
+		rego.Capabilities(caps),
 		rego.Store(store),
 	).Eval(ctx)
 	if err != nil {

@@ -11,12 +11,21 @@ import (
 // restrictedBuiltins are the built-ins a bundle may call only when the
 // operator allows them (Options.AllowBuiltins): they reach outside the
 // process, so a bundle that calls them could send the decision input
-// (principals, owners, grants) elsewhere or read the process' environment
-// and configuration. Pure built-ins (net.cidr_*, crypto, JWT decoding) and
-// the merely non-deterministic ones (time.*, rand.*: they only switch the
-// decision memo off) stay available.
+// (principals, owners, grants) elsewhere or read the process' environment,
+// configuration or files. Pure built-ins (net.cidr_*, crypto, JWT decoding)
+// and the merely non-deterministic ones (time.*, rand.*: they only switch
+// the decision memo off) stay available.
+//
+// The JSON schema built-ins are here because a schema's "$ref" is fetched:
+// an http(s) ref only from the hosts of Options.AllowNet, but a file:// ref
+// from the local file system whatever allow_net says (OPA 1.22's schema
+// loader does not gate it). Every other built-in of this OPA version was
+// checked: none opens a connection or a file (http.send's TLS settings
+// read files and environment variables, inside http.send).
 var restrictedBuiltins = []string{
-	"http.send",          // any network request
+	"http.send",          // any network request; with TLS settings, files and environment variables
+	"json.match_schema",  // fetches a schema's $ref: file:// always, http(s) from allowed hosts
+	"json.verify_schema", // the same
 	"net.lookup_ip_addr", // DNS queries
 	"opa.runtime",        // environment variables and the OPA configuration
 }
@@ -36,9 +45,11 @@ func checkAllowBuiltins(allow []string) error {
 }
 
 // capabilities are this OPA version's capabilities without the restricted
-// built-ins that allow does not name: the compiler then refuses a call to
-// one with OPA's own error ("undefined function http.send").
-func capabilities(allow []string) *ast.Capabilities {
+// built-ins that allow does not name (the compiler then refuses a call to
+// one with OPA's own error, "undefined function http.send"), and with
+// allow_net set to allowNet: no host at all unless the operator names some.
+// OPA reads a nil allow_net as "every host", so it is never nil here.
+func capabilities(allow, allowNet []string) *ast.Capabilities {
 	caps := ast.CapabilitiesForThisVersion()
 	kept := make([]*ast.Builtin, 0, len(caps.Builtins))
 	for _, bi := range caps.Builtins {
@@ -47,5 +58,6 @@ func capabilities(allow []string) *ast.Capabilities {
 		}
 	}
 	caps.Builtins = kept
+	caps.AllowNet = append([]string{}, allowNet...)
 	return caps
 }

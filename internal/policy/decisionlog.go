@@ -33,6 +33,12 @@ type DecisionRecord struct {
 	Revision string
 	// Memo is true when the decision memo answered without evaluating.
 	Memo bool
+	// Unevaluated is true when the service answered without asking the
+	// policy (an AuthZEN subject or resource that does not exist).
+	Unevaluated bool
+	// Probe is true for a question about a synthetic agent or user that
+	// a search asks to find its candidates, not a decision about a caller.
+	Probe bool
 	// Start is when the decision began; Latency how long it took.
 	Start   time.Time
 	Latency time.Duration
@@ -116,6 +122,12 @@ func (r *DecisionRecord) custom() map[string]any {
 	}
 	if r.Tool != "" {
 		c["tool"] = r.Tool
+	}
+	if r.Unevaluated {
+		c["evaluated"] = false
+	}
+	if r.Probe {
+		c["probe"] = true
 	}
 	return c
 }

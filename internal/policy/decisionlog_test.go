@@ -53,7 +53,7 @@ func TestDecisionLogThroughOPAPlugin(t *testing.T) {
 services: {collector: {url: %q}}
 labels: {replica: test}
 decision_logs: {service: collector, reporting: {min_delay_seconds: 1, max_delay_seconds: 1}}
-`, ts.URL))
+`, ts.URL), "")
 	if err != nil {
 		t.Fatal(err)
 	}

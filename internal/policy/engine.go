@@ -61,6 +61,9 @@ type Options struct {
 	// AllowBuiltins names restricted built-ins (see RestrictedBuiltins) the
 	// operator lets bundles call; a bundle calling any other is refused.
 	AllowBuiltins []string
+	// AllowNet names the hosts the allowed built-ins (http.send, a JSON
+	// schema's $ref) may reach; empty means none.
+	AllowNet []string
 	// Verification, when set, makes BundlePath a signed bundle: its
 	// .signatures.json is verified as OPA's bundle plugin does (OPA's
 	// `keys` and `signing` settings) and a bundle that fails is refused.
@@ -122,7 +125,7 @@ type state struct {
 type Engine struct {
 	opts Options
 	log  *slog.Logger
-	caps *ast.Capabilities // this OPA version's, minus the restricted built-ins not allowed
+	caps *ast.Capabilities // this OPA version's, minus the restricted built-ins not allowed, allow_net set
 
 	listeners []func(*ast.Compiler, map[string]any) // told of every activation (OnActivate)
 
@@ -181,7 +184,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if err := checkAllowBuiltins(opts.AllowBuiltins); err != nil {
 		return nil, err
 	}
-	e := &Engine{opts: opts, log: log.With("component", "policy"), caps: capabilities(opts.AllowBuiltins)}
+	e := &Engine{opts: opts, log: log.With("component", "policy"), caps: capabilities(opts.AllowBuiltins, opts.AllowNet)}
 	if opts.Await {
 		e.log.Info("policy engine awaits its bundle; every decision is refused until it activates")
 		return e, nil

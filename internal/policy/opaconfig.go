@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -44,8 +44,12 @@ var (
 type agentauthzSettings struct {
 	// AllowBuiltins names restricted built-ins bundles may call (see RestrictedBuiltins).
 	AllowBuiltins []string `json:"allow_builtins"`
+	// AllowNet names the hosts allowed built-ins may reach (OPA's
+	// capabilities allow_net); without it, none.
+	AllowNet []string `json:"allow_net"`
 	// KeyFiles maps a key id of `keys` to a PEM file holding its public key
-	// (OPA's `keys.<id>.key` takes the PEM inline).
+	// (OPA's `keys.<id>.key` takes the PEM inline); a relative path is
+	// relative to the configuration file's directory.
 	KeyFiles map[string]string `json:"key_files"`
 }
 
@@ -57,8 +61,13 @@ type OPAConfig struct {
 	File string
 	// AllowBuiltins are plugins.agentauthz.allow_builtins.
 	AllowBuiltins []string
+	// AllowNet are plugins.agentauthz.allow_net.
+	AllowNet []string
 	// Warnings are OPA's own validation warnings and the ignored settings.
 	Warnings []string
+	// TestOnlyKeys are the ids of keys that are the repository's test-only
+	// public key: anyone can sign bundles they accept.
+	TestOnlyKeys []string
 
 	manager    *plugins.Manager
 	bundleName string               // "" without a bundles entry
@@ -74,7 +83,7 @@ func LoadOPAConfig(path string) (*OPAConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrOPAConfig, err)
 	}
-	c, err := parseOPAConfig(raw)
+	c, err := parseOPAConfig(raw, filepath.Dir(path))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrOPAConfig, path, err)
 	}
@@ -82,16 +91,17 @@ func LoadOPAConfig(path string) (*OPAConfig, error) {
 	return c, nil
 }
 
-// ParseOPAConfig validates an OPA configuration; every error wraps ErrOPAConfig.
-func ParseOPAConfig(raw []byte) (*OPAConfig, error) {
-	c, err := parseOPAConfig(raw)
+// ParseOPAConfig validates an OPA configuration whose relative key_files
+// are relative to dir; every error wraps ErrOPAConfig.
+func ParseOPAConfig(raw []byte, dir string) (*OPAConfig, error) {
+	c, err := parseOPAConfig(raw, dir)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrOPAConfig, err)
 	}
 	return c, nil
 }
 
-func parseOPAConfig(raw []byte) (*OPAConfig, error) {
+func parseOPAConfig(raw []byte, dir string) (*OPAConfig, error) {
 	var doc map[string]any
 	if err := util.Unmarshal(raw, &doc); err != nil {
 		return nil, fmt.Errorf("does not parse as YAML or JSON: %w", err)
@@ -114,8 +124,11 @@ func parseOPAConfig(raw []byte) (*OPAConfig, error) {
 	if err := checkAllowBuiltins(own.AllowBuiltins); err != nil {
 		return nil, fmt.Errorf("plugins.%s.%w", PluginName, err)
 	}
-	c.AllowBuiltins = own.AllowBuiltins
-	if err := readKeyFiles(doc, own.KeyFiles); err != nil {
+	c.AllowBuiltins, c.AllowNet = own.AllowBuiltins, own.AllowNet
+	if err := checkSections(doc); err != nil {
+		return nil, err
+	}
+	if err := readKeyFiles(doc, own.KeyFiles, dir); err != nil {
 		return nil, err
 	}
 	managerRaw, err := json.Marshal(doc)
@@ -127,6 +140,9 @@ func parseOPAConfig(raw []byte) (*OPAConfig, error) {
 		return nil, err
 	}
 	c.Warnings = append(c.Warnings, c.manager.Config.Warnings...)
+	if c.TestOnlyKeys, err = checkKeys(c.manager.PublicKeys()); err != nil {
+		return nil, err
+	}
 	if err := c.parsePlugins(); err != nil {
 		return nil, err
 	}
@@ -150,20 +166,15 @@ func takeOwnSettings(doc map[string]any) (agentauthzSettings, error) {
 	if ps[PluginName] == nil {
 		return own, nil
 	}
-	b, err := json.Marshal(ps[PluginName])
-	if err != nil {
-		return own, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&own); err != nil {
+	if err := decodeStrict(ps[PluginName], &own); err != nil {
 		return own, fmt.Errorf("plugins.%s: %w", PluginName, err)
 	}
 	return own, nil
 }
 
-// readKeyFiles fills keys.<id>.key from plugins.agentauthz.key_files.
-func readKeyFiles(doc map[string]any, files map[string]string) error {
+// readKeyFiles fills keys.<id>.key from plugins.agentauthz.key_files,
+// reading relative paths from dir.
+func readKeyFiles(doc map[string]any, files map[string]string, dir string) error {
 	if len(files) == 0 {
 		return nil
 	}
@@ -176,7 +187,11 @@ func readKeyFiles(doc map[string]any, files map[string]string) error {
 		return fmt.Errorf("keys must be an object")
 	}
 	for _, id := range sortedKeys(files) {
-		pem, err := os.ReadFile(files[id])
+		file := files[id]
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(dir, file)
+		}
+		pem, err := os.ReadFile(file)
 		if err != nil {
 			return fmt.Errorf("plugins.%s.key_files.%s: %w", PluginName, id, err)
 		}
@@ -276,6 +291,27 @@ func (c *OPAConfig) LocalBundle() (string, *bundle.VerificationConfig) {
 func (c *OPAConfig) RemoteBundle() bool {
 	p, _ := c.LocalBundle()
 	return c.bundle != nil && p == ""
+}
+
+// Verification is how a bundle given outside the configuration
+// (--policy-bundle) is verified: nil without keys; with keys, signed by one
+// of them (the only one, or the one the signature names).
+func (c *OPAConfig) Verification() *bundle.VerificationConfig {
+	keys := c.manager.PublicKeys()
+	if len(keys) == 0 {
+		return nil
+	}
+	keyID := ""
+	if len(keys) == 1 {
+		keyID = sortedKeys(keys)[0]
+	}
+	return bundle.NewVerificationConfig(keys, keyID, "", nil)
+}
+
+// LoadSignedBundle reads the bundle at p and verifies its signatures with
+// verify, as a bundle is verified before it activates.
+func LoadSignedBundle(p string, verify *bundle.VerificationConfig) (*bundle.Bundle, error) {
+	return loadBundle(p, verify)
 }
 
 // DecisionLogs reports whether decision logging is configured.

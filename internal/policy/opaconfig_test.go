@@ -37,6 +37,21 @@ func TestOPAConfigRefusesBadFiles(t *testing.T) {
 		{"decision logs polling that OPA refuses", "services: {s: {url: 'http://127.0.0.1:1'}}\ndecision_logs: {service: s, reporting: {min_delay_seconds: 10, max_delay_seconds: 1}}\n", "decision_logs"},
 		{"status on an unknown service", "services: {s: {url: 'http://127.0.0.1:1'}}\nstatus: {service: t}\n", "status"},
 		{"key with an unsupported algorithm", "keys: {k: {key: x, algorithm: XX999}}\n", "unsupported algorithm"},
+		{"misspelt bundle setting", "services: {s: {url: 'http://127.0.0.1:1'}}\nbundles: {authz: {resource: x, pollin: {min_delay_seconds: 1}}}\n", `bundles.authz: unknown field "pollin"`},
+		{"misspelt bundle polling setting", "services: {s: {url: 'http://127.0.0.1:1'}}\nbundles: {authz: {resource: x, polling: {min_delay: 1}}}\n", `bundles.authz: unknown field "min_delay"`},
+		{"misspelt signing setting", "services: {s: {url: 'http://127.0.0.1:1'}}\nbundles: {authz: {resource: x, signing: {key_id: k}}}\n", `bundles.authz: unknown field "key_id"`},
+		{"misspelt decision-log setting", "decision_logs: {console: true, reportin: {min_delay_seconds: 1}}\n", `decision_logs: unknown field "reportin"`},
+		{"misspelt status setting", "status: {console: true, promethues: true}\n", `status: unknown field "promethues"`},
+		{"misspelt service setting", "services: {s: {url: 'http://127.0.0.1:1', credentails: {bearer: {token: t}}}}\n", `services.s: unknown field "credentails"`},
+		{"misspelt credentials setting", "services: {s: {url: 'http://127.0.0.1:1', credentials: {bearer: {tokn: t}}}}\n", `services.s: unknown field "tokn"`},
+		{"misspelt setting in a list of services", "services: [{name: s, url: 'http://127.0.0.1:1', hedaers: {}}]\n", `services[0]: unknown field "hedaers"`},
+		{"misspelt key setting", "keys: {k: {key: x, algoritm: HS256}}\n", `keys.k: unknown field "algoritm"`},
+		{"an OCI registry service", "services: {s: {url: 'https://registry.example', type: oci}}\n", "services.s.type: oci is not supported"},
+		{"inline key that is not PEM", "keys: {k: {key: 'not a pem', algorithm: RS256}}\n", "keys.k: key is not PEM"},
+		{"key file that is not PEM", "keys: {k: {algorithm: RS256}}\nplugins: {agentauthz: {key_files: {k: " + writeFile(t, "garbage.pem", []byte("garbage")) + "}}}\n", "keys.k: key is not PEM"},
+		{"PEM block that is not a key", "keys: {k: {algorithm: RS256}}\nplugins: {agentauthz: {key_files: {k: " + writeFile(t, "garbage.pem", []byte("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")) + "}}}\n", `keys.k: PEM block "PUBLIC KEY"`},
+		{"RSA key for an ECDSA algorithm", fmt.Sprintf("keys: {k: {algorithm: ES256}}\nplugins: {agentauthz: {key_files: {k: %s}}}\n", pub), "cannot verify ES256"},
+		{"unknown allow_net setting", "plugins: {agentauthz: {allow_nets: []}}\n", `unknown field "allow_nets"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -100,18 +115,71 @@ plugins:
 }
 
 // TestOPAConfigExample: the README's example file is a valid configuration
-// (its key file path is relative to the repository root).
+// once its key file exists, and it does not trust the test-only key.
 func TestOPAConfigExample(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join("..", "..", "bundles", "opa-config.example.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw = bytes.ReplaceAll(raw, []byte(" tests/testdata/"), []byte(" ../../tests/testdata/"))
-	c, err := ParseOPAConfig(raw)
+	const keyFile = " /etc/agentauthz/bundle-signer.pub.pem"
+	if !bytes.Contains(raw, []byte(keyFile)) {
+		t.Fatalf("the example does not name%s", keyFile)
+	}
+	dir := filepath.Dir(freshPublicKey(t, "bundle-signer.pub.pem"))
+	c, err := ParseOPAConfig(bytes.ReplaceAll(raw, []byte(keyFile), []byte(" bundle-signer.pub.pem")), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.RemoteBundle() || !c.DecisionLogs() {
-		t.Errorf("remote bundle %v, decision logs %v: want both", c.RemoteBundle(), c.DecisionLogs())
+	if !c.RemoteBundle() || !c.DecisionLogs() || len(c.TestOnlyKeys) != 0 {
+		t.Errorf("remote bundle %v, decision logs %v, test-only keys %v: want both, none", c.RemoteBundle(), c.DecisionLogs(), c.TestOnlyKeys)
+	}
+}
+
+// TestOPAConfigKeyFilesRelativeToTheFile: a relative key_files path is read
+// from the configuration file's directory, not the working directory.
+func TestOPAConfigKeyFilesRelativeToTheFile(t *testing.T) {
+	key := freshPublicKey(t, "signer.pub.pem")
+	dir := filepath.Dir(key)
+	config := filepath.Join(dir, "opa.yaml")
+	if err := os.WriteFile(config, []byte("keys: {k: {algorithm: RS256}}\nplugins: {agentauthz: {key_files: {k: signer.pub.pem}}}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadOPAConfig(config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, _ := os.ReadFile(key)
+	if got := c.Verification().PublicKeys["k"].Key; got != string(pem) {
+		t.Errorf("keys.k is %q, want the PEM of %s", got, key)
+	}
+}
+
+// TestOPAConfigTestOnlyKey: a configured key that is the repository's
+// test-only public key is named (serve warns); another key is not.
+func TestOPAConfigTestOnlyKey(t *testing.T) {
+	file, err := os.ReadFile(testPublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(file) != testOnlyPublicKey {
+		t.Fatalf("testOnlyPublicKey differs from %s", testPublicKey)
+	}
+	cases := []struct {
+		name, file string
+		want       []string
+	}{
+		{"the test-only key", testPublicKey, []string{"k"}},
+		{"an operator's key", freshPublicKey(t, "k.pub.pem"), nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseOPAConfig(fmt.Appendf(nil, "keys: {k: {algorithm: RS256}}\nplugins: {agentauthz: {key_files: {k: %q}}}\n", tc.file), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(c.TestOnlyKeys) != fmt.Sprint(tc.want) {
+				t.Errorf("test-only keys %v, want %v", c.TestOnlyKeys, tc.want)
+			}
+		})
 	}
 }

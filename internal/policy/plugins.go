@@ -2,8 +2,10 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"sync"
 	"time"
 
@@ -115,8 +117,12 @@ func (p *Plugins) update(ctx context.Context, u download.Update) error {
 	err := u.Error
 	if err != nil {
 		p.engine.noteLoad(fmt.Errorf("bundle %s: %w", p.cfg.bundleName, err))
-		p.log.Error("policy bundle download failed; previous bundle keeps serving", "bundle", p.cfg.bundleName,
-			"serving_revision", p.engine.Activation().Revision, "error", err)
+		msg := "policy bundle download failed; previous bundle keeps serving"
+		if downloadedButRefused(err) {
+			p.engine.rejections.Add(1)
+			msg = "policy bundle rejected by the downloader; previous bundle keeps serving"
+		}
+		p.log.Error(msg, "bundle", p.cfg.bundleName, "serving_revision", p.engine.Activation().Revision, "error", err)
 	} else if u.Bundle != nil {
 		err = p.engine.ActivateBundle(ctx, withoutRegoTests(u.Bundle), p.source()) // notes and logs its own outcome
 	} else {
@@ -134,6 +140,17 @@ func (p *Plugins) update(ctx context.Context, u download.Update) error {
 		p.etag, p.served = u.ETag, true
 	}
 	return nil
+}
+
+// downloadedButRefused tells a bundle the downloader received and refused
+// (not a bundle, unsigned, a bad signature or digest, too large: a
+// rejection) from a failed request (no answer, or an HTTP error status).
+func downloadedButRefused(err error) bool {
+	var (
+		status download.HTTPError
+		req    *url.Error
+	)
+	return !errors.As(err, &status) && !errors.As(err, &req) && !errors.Is(err, context.Canceled)
 }
 
 // record updates the bundle status as the bundle plugin's process does.

@@ -23,7 +23,7 @@ func localSignedConfig(t testing.TB, path string) *OPAConfig {
 keys: {test: {algorithm: RS256}}
 bundles: {authz: {resource: "file://%s", signing: {keyid: test}}}
 plugins: {agentauthz: {key_files: {test: %q}}}
-`, path, testPublicKey))
+`, path, testPublicKey), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,8 @@ func TestSignedLocalBundle(t *testing.T) {
 		want    string // "" accepted; else part of the refusal
 	}{
 		{"signed by the configured key", signed, ""},
-		{"data.json tampered after signing", tamper(t, signed, "/data.json", tamperData), "data.json"},
+		{"data.json tampered after signing", tamper(t, signed, "/data.json", tamperData), "data.json: digest mismatch"},
+		{"a policy tampered after signing", tamper(t, signed, "/main.rego", tamperRego), "main.rego: digest mismatch"},
 		{"unsigned", buildBundle(t, "valid", "", nil), "signature"},
 		{"signed by another key", buildBundle(t, "valid", otherKey(t), nil), "verification"},
 	}
@@ -186,7 +187,7 @@ services: {bundles: {url: %q}}
 keys: {test: {algorithm: RS256}}
 bundles: {authz: {service: bundles, resource: /b.tar.gz, signing: {keyid: test}, polling: {min_delay_seconds: 1, max_delay_seconds: 1}}}
 plugins: {agentauthz: {key_files: {test: %q}}}
-`, ts.URL, testPublicKey))
+`, ts.URL, testPublicKey), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,23 +207,29 @@ plugins: {agentauthz: {key_files: {test: %q}}}
 		t.Fatalf("serving %s from %s, want the downloaded bundle", good.Revision, good.Source)
 	}
 	steps := []struct {
-		name    string
-		body    []byte
-		failing int
+		name     string
+		body     []byte
+		failing  int
+		why      string // part of the failure
+		rejected bool   // a bundle arrived and was refused: counted
 	}{
-		{"server down", nil, http.StatusServiceUnavailable},
-		{"garbage", []byte("this is not a bundle"), 0},
-		{"tampered data.json", tamper(t, signed, "/data.json", tamperData), 0},
-		{"unsigned", buildBundle(t, "valid", "", nil), 0},
+		{"server down", nil, http.StatusServiceUnavailable, "Service Unavailable", false},
+		{"garbage", []byte("this is not a bundle"), 0, "gzip", true},
+		{"data.json tampered inside the roots", tamper(t, signed, "/data.json", tamperData), 0, "data.json: digest mismatch", true},
+		{"a policy tampered", tamper(t, signed, "/main.rego", tamperRego), 0, "main.rego: digest mismatch", true},
+		{"unsigned", buildBundle(t, "valid", "", nil), 0, "signature", true},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
 			srv.set(st.body, st.failing)
-			seen := srv.requests()
+			seen, rejections := srv.requests(), eng.Health().Rejections
 			waitFor(t, "two more download attempts", func() bool { return srv.requests() >= seen+2 })
 			s := p.BundleState()
-			if s.Err == nil || eng.LastLoad().Err == nil {
-				t.Errorf("state %+v, last load %+v: want the failure", s, eng.LastLoad())
+			if s.Err == nil || !strings.Contains(s.Err.Error(), st.why) || eng.LastLoad().Err == nil {
+				t.Errorf("state %+v, last load %+v: want the failure naming %q", s, eng.LastLoad(), st.why)
+			}
+			if counted := eng.Health().Rejections > rejections; counted != st.rejected {
+				t.Errorf("rejections counted: %v, want %v", counted, st.rejected)
 			}
 			if got := eng.Activation(); got.Generation != good.Generation {
 				t.Errorf("serving generation %d (%s), want the last good %d", got.Generation, got.Revision, good.Generation)
@@ -241,7 +248,7 @@ func TestBundleServerNotReadyBeforeFirstBundle(t *testing.T) {
 	srv := &bundleServer{failing: http.StatusNotFound}
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
-	cfg, err := ParseOPAConfig(fmt.Appendf(nil, "services: {b: {url: %q}}\nbundles: {authz: {resource: /x}}\n", ts.URL))
+	cfg, err := ParseOPAConfig(fmt.Appendf(nil, "services: {b: {url: %q}}\nbundles: {authz: {resource: /x}}\n", ts.URL), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"io"
 	"os"
@@ -20,11 +21,20 @@ import (
 	"github.com/open-policy-agent/opa/v1/compile"
 )
 
-// The test-only signing key pair that `make bundle` uses by default.
+// The test-only signing key pair that `make bundle` uses by default; the
+// public key's path is absolute, for configurations written elsewhere.
 var (
 	testSigningKey = filepath.Join("..", "..", "tests", "testdata", "bundle-signing", "test-only-signing-key.pem")
-	testPublicKey  = filepath.Join("..", "..", "tests", "testdata", "bundle-signing", "test-only-signing-key.pub.pem")
+	testPublicKey  = absolute(filepath.Join("..", "..", "tests", "testdata", "bundle-signing", "test-only-signing-key.pub.pem"))
 )
+
+func absolute(p string) string {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		panic(err)
+	}
+	return abs
+}
 
 // buildBundle builds fixture name (without its Rego tests, plus the extra
 // files) as a bundle tarball, as `opa build` does, signed with the PEM
@@ -105,9 +115,31 @@ func tamper(t testing.TB, tarball []byte, suffix string, edit func([]byte) []byt
 	return out.Bytes()
 }
 
-// tamperData adds a top-level document to a bundle's data.json.
+// tamperData ranks the viewer agent role as high as admin in a bundle's
+// data.json: an escalation inside the manifest's roots, which only the
+// signature's digest can catch.
 func tamperData(b []byte) []byte {
-	return bytes.Replace(b, []byte("{"), []byte(`{"tampered":true,`), 1)
+	var data map[string]any
+	if err := json.Unmarshal(b, &data); err != nil {
+		panic(err)
+	}
+	cfg, _ := lookup(data, "agentauthz", "config").(map[string]any)
+	roles, ok := cfg["agent_roles"].(map[string]any)
+	if !ok {
+		panic("data.json has no agentauthz.config.agent_roles")
+	}
+	roles["viewer"] = roles["admin"]
+	out, err := json.Marshal(data)
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
+
+// tamperRego makes the fixture policy allow everything: a policy edit
+// inside the manifest's roots.
+func tamperRego(b []byte) []byte {
+	return bytes.Replace(b, []byte(`"allow": count(denied_by) == 0,`), []byte(`"allow": true,`), 1)
 }
 
 // otherKey writes a fresh RSA private key (not the one the servers trust) and returns its path.
@@ -123,6 +155,21 @@ func otherKey(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// freshPublicKey writes the public half of a fresh RSA key as name in a
+// fresh directory and returns its path.
+func freshPublicKey(t testing.TB, name string) string {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return writeFile(t, name, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
 }
 
 // writeFile writes b to a fresh file named name and returns its path.

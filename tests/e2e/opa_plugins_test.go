@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
@@ -44,31 +45,93 @@ func buildSignedBundle(t *testing.T, rev string) string {
 	return out
 }
 
-// tamperBundle copies a signed tarball with one more document in its
-// data.json, keeping the signature: what an attacker on the bundle server could do.
+// tamperBundle copies a signed tarball with the viewer agent role ranked as
+// admin in its data.json (inside the manifest's roots, so only the
+// signature's digest can catch it), keeping the signature: what an
+// attacker on the bundle server could do.
 func tamperBundle(t *testing.T, signed string) string {
 	t.Helper()
-	dir := t.TempDir()
-	run := func(name string, args ...string) {
-		t.Helper()
-		cmd := exec.Command(name, args...)
-		cmd.Dir = dir
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s %v: %v\n%s", name, args, err, b)
-		}
-	}
-	run("mkdir", "x")
-	run("tar", "-xzf", signed, "-C", "x")
-	data := filepath.Join(dir, "x", "data.json")
-	b, err := os.ReadFile(data)
+	in, err := os.Open(signed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(data, bytes.Replace(b, []byte("{"), []byte(`{"tampered":true,`), 1), 0o644); err != nil {
+	defer in.Close()
+	zr, err := gzip.NewReader(in)
+	if err != nil {
 		t.Fatal(err)
 	}
-	run("tar", "-czf", "tampered.tar.gz", "-C", "x", ".")
-	return filepath.Join(dir, "tampered.tar.gz")
+	// entries are copied with their headers (opa build names them with a
+	// leading "/"), so only data.json's content differs from the signed bundle
+	out := filepath.Join(t.TempDir(), "tampered.tar.gz")
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tr, tw := tar.NewReader(zr), tar.NewWriter(zw)
+	tampered := false
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimPrefix(h.Name, "/") == "data.json" {
+			b, tampered = rankViewerAsAdmin(t, b), true
+			h.Size = int64(len(b))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !tampered {
+		t.Fatalf("%s has no data.json", signed)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// rankViewerAsAdmin gives the viewer agent role the admin rank in a data.json.
+func rankViewerAsAdmin(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	roles, ok := field(doc, "agentauthz", "config", "agent_roles").(map[string]any)
+	if !ok || roles["admin"] == nil {
+		t.Fatalf("data.json has no agentauthz.config.agent_roles.admin")
+	}
+	roles["viewer"] = roles["admin"]
+	b, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// logged reports whether the server's log so far contains text.
+func (s *server) logged(t *testing.T, text string) bool {
+	t.Helper()
+	b, err := os.ReadFile(s.errLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Contains(b, []byte(text))
 }
 
 // publish puts a bundle tarball where nginx serves it, atomically (rename).
@@ -265,10 +328,16 @@ plugins:
 	})
 
 	t.Run("a tampered bundle is refused by every replica", func(t *testing.T) {
+		rejections := make([]string, len(replicas))
+		for i, s := range replicas {
+			rejections[i] = s.metric(t, "agentauthz_policy_bundle_rejections_total")
+		}
 		publish(t, docroot, tamperBundle(t, rev2))
-		pollUntil(t, bundleRolloutBound, "every replica failing to load the tampered bundle", func() bool {
-			for _, s := range replicas {
-				if s.metric(t, "agentauthz_policy_bundle_load_failing") != "1" {
+		pollUntil(t, bundleRolloutBound, "every replica refusing the tampered bundle for its digest", func() bool {
+			for i, s := range replicas {
+				if s.metric(t, "agentauthz_policy_bundle_load_failing") != "1" ||
+					s.metric(t, "agentauthz_policy_bundle_rejections_total") == rejections[i] ||
+					!s.logged(t, "data.json: digest mismatch") {
 					return false
 				}
 			}

@@ -152,10 +152,13 @@ func driveFleet(ctx context.Context, cfg config, bases []string, w fleetWorld, d
 
 // revocation is one measured revocation: who wrote it and how late each
 // other replica refused the token after the writer answered (negative:
-// refused before the answer arrived).
+// refused before the answer arrived) and after the revocation was sent.
+// The commit lies between the two, so late is a lower bound of the
+// commit-to-refusal latency and fromSent an upper one.
 type revocation struct {
-	writer string
-	late   []time.Duration
+	writer   string
+	late     []time.Duration
+	fromSent []time.Duration
 }
 
 // revokeAll revokes every victim, spread evenly over the window, each
@@ -213,6 +216,7 @@ func revokeOne(ctx context.Context, cfg config, client *http.Client, bases []str
 		}()
 	}
 	var err error
+	sent := time.Now()
 	if writer < 0 {
 		_, err = runCLI(ctx, cfg.bin, dbURL, "agents", "token", "revoke", v.slug, strconv.FormatInt(v.id, 10))
 	} else {
@@ -229,6 +233,7 @@ func revokeOne(ctx context.Context, cfg config, client *http.Client, bases []str
 			return rev, fmt.Errorf("token %d revoked through %s: %s: %w", v.id, rev.writer, others[i], perr[i])
 		}
 		rev.late = append(rev.late, t.Sub(answered))
+		rev.fromSent = append(rev.fromSent, t.Sub(sent))
 	}
 	return rev, nil
 }
@@ -426,9 +431,10 @@ func runFleet(ctx context.Context, cfg config, ps *procs) error {
 // printPropagation prints the commit-to-refusal latencies: all, and by
 // kind of writer.
 func printPropagation(revs []revocation) error {
-	var all, viaHTTP, viaCLI []time.Duration
+	var all, viaHTTP, viaCLI, fromSent []time.Duration
 	early := 0
 	for _, r := range revs {
+		fromSent = append(fromSent, r.fromSent...)
 		for _, d := range r.late {
 			if d < 0 {
 				early++
@@ -459,9 +465,13 @@ func printPropagation(revs []revocation) error {
 		fmt.Printf("%s: p50 %s  p99 %s  max %s  (n=%d)\n", name, ms(quantile(ds, 0.5)), ms(quantile(ds, 0.99)), ms(ds[len(ds)-1]), len(ds))
 		return quantile(ds, 0.99)
 	}
-	line("commit-to-refusal, HTTP writer", viaHTTP)
-	line("commit-to-refusal, CLI writer", viaCLI)
-	p99 := line("commit-to-refusal, all", all)
+	// The commit happens between the revocation's request and its answer:
+	// answer-to-refusal is a lower bound, request-to-refusal an upper one
+	// (it includes the writer's own round trip, or the CLI's start-up).
+	line("answer-to-refusal, HTTP writer", viaHTTP)
+	line("answer-to-refusal, CLI writer", viaCLI)
+	line("answer-to-refusal, all (commit-to-refusal, lower bound)", all)
+	p99 := line("request-to-refusal, all (commit-to-refusal, upper bound)", fromSent)
 	mark := func(ok bool) string {
 		if ok {
 			return "met"
