@@ -75,6 +75,9 @@ var envBindings = map[string]string{
 	"authzen-pep-token":     "AGENTAUTHZ_AUTHZEN_PEP_TOKEN",
 	"authzen-base-url":      "AGENTAUTHZ_AUTHZEN_BASE_URL",
 	"opa-config":            "AGENTAUTHZ_OPA_CONFIG",
+
+	// who may call the AuthZEN API without its secret: not --trusted-proxies
+	"authzen-trusted-networks": "AGENTAUTHZ_AUTHZEN_TRUSTED_NETWORKS",
 }
 
 // applyEnv fills the command's unset flags from their variables.

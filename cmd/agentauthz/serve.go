@@ -52,6 +52,7 @@ type serveConfig struct {
 	bodyLimit           int64
 	requestTimeout      time.Duration
 	authzenPEPToken     string
+	authzenNetworks     []string
 	authzenBaseURL      string
 	opaConfig           string
 }
@@ -84,6 +85,7 @@ func (a *app) serveCommand() *cobra.Command {
 	f.Int64Var(&c.bodyLimit, "body-limit", 64<<10, "largest request body in bytes (env AGENTAUTHZ_BODY_LIMIT)")
 	f.DurationVar(&c.requestTimeout, "request-timeout", 10*time.Second, "deadline of one request (env AGENTAUTHZ_REQUEST_TIMEOUT)")
 	f.StringVar(&c.authzenPEPToken, "authzen-pep-token", "", "bearer secret a policy enforcement point presents to the AuthZEN API (/access/v1/*); prefer the env variable (env AGENTAUTHZ_AUTHZEN_PEP_TOKEN)")
+	f.StringSliceVar(&c.authzenNetworks, "authzen-trusted-networks", nil, "CIDRs or IPs whose TCP peers may call the AuthZEN API (/access/v1/*) without the PEP secret; --trusted-proxies grants no such access (env AGENTAUTHZ_AUTHZEN_TRUSTED_NETWORKS)")
 	f.StringVar(&c.opaConfig, "opa-config", "", "OPA configuration file (YAML or JSON): bundles from a bundle server with signature verification, decision logs, status; see README \"OPA configuration\"")
 	f.StringVar(&c.authzenBaseURL, "authzen-base-url", "", "policy_decision_point in /.well-known/authzen-configuration; empty: the request's scheme and Host (env AGENTAUTHZ_AUTHZEN_BASE_URL)")
 	return cmd
@@ -98,6 +100,12 @@ func (a *app) serve(ctx context.Context, c serveConfig) error {
 	}
 	if c.touchMinInterval < 0 {
 		return &usageError{fmt.Sprintf("--touch-min-interval must be 0 (off) or positive, not %s", c.touchMinInterval)}
+	}
+	// The AuthZEN API's own networks: a proxy trusted for X-Forwarded-For
+	// and identity headers must not make every client behind it a PEP.
+	pepNets, err := principal.ParseNetworks(c.authzenNetworks)
+	if err != nil {
+		return &usageError{fmt.Sprintf("--authzen-trusted-networks: %v", err)}
 	}
 	// --opa-config is read first: a bad file exits 2 before anything opens.
 	if c.opaConfig != "" {
@@ -152,13 +160,12 @@ func (a *app) serve(ctx context.Context, c serveConfig) error {
 	if err != nil {
 		return err
 	}
-	nets, _ := principal.ParseNetworks(c.trustedProxies) // principalChain has refused bad ones
 	if err := a.engine.Watch(ctx); err != nil {
 		return fmt.Errorf("watch policy bundle: %w", err)
 	}
 	srv := httpapi.New(httpapi.Config{
 		Addr: c.addr, BodyLimit: c.bodyLimit, RequestTimeout: c.requestTimeout, AccessLog: c.accessLog, Logger: a.logger,
-		AuthZENPEPToken: c.authzenPEPToken, AuthZENTrustedNetworks: nets, AuthZENBaseURL: c.authzenBaseURL,
+		AuthZENPEPToken: c.authzenPEPToken, AuthZENTrustedNetworks: pepNets, AuthZENBaseURL: c.authzenBaseURL,
 	}, httpapi.Deps{
 		Service:    a.svc,
 		Principals: chain,

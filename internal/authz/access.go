@@ -252,13 +252,18 @@ func (s *Service) accessibleAmong(ctx context.Context, p *principal.Principal, m
 // minimumRole on an agent, so that the store reads only the agents holding
 // one: the listing rule itself, evaluated once over the probes (see
 // probeGrants). A probe the rule accepts becomes a match of the store query.
+// Probe decisions are real evaluations, logged as such (Service.probe).
 func (s *Service) grantsThatReach(ctx context.Context, p *principal.Principal, minimumRole string) ([]model.GrantMatch, error) {
 	grants := s.probeGrants(p)
 	probes := make([]model.Agent, len(grants))
 	for i, g := range grants {
 		probes[i] = model.Agent{ID: g.AgentID, Status: model.StatusActive}
 	}
-	d, err := s.require(ctx, &facts{ability: "list-accessible-agents", principal: p, minimumRole: minimumRole, candidates: probes, owners: map[int64]*model.User{}, grants: grants})
+	f := &facts{ability: "list-accessible-agents", principal: p, minimumRole: minimumRole, candidates: probes, owners: map[int64]*model.User{}, grants: grants}
+	d, err := s.probe(ctx, f)
+	if err == nil && !d.Allow {
+		err = &DeniedError{Ability: f.ability, Decision: d}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +286,7 @@ func (s *Service) grantsThatAllow(ctx context.Context, p *principal.Principal, a
 	ok := make([]bool, len(grants))
 	for i, g := range grants {
 		agent := &model.Agent{ID: g.AgentID, OwnerID: owner.ID, Status: model.StatusActive}
-		d, err := s.decide(ctx, &facts{ability: "authorize", principal: p, action: action, agent: agent, owner: owner, grants: grants[i : i+1]})
+		d, err := s.probe(ctx, &facts{ability: "authorize", principal: p, action: action, agent: agent, owner: owner, grants: grants[i : i+1]})
 		if err != nil {
 			return nil, err
 		}

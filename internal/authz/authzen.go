@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"time"
 
 	"github.com/agentauthz/agentauthz/internal/credential"
 	"github.com/agentauthz/agentauthz/internal/model"
@@ -113,23 +114,41 @@ func (s *Service) AuthorizeSubject(ctx context.Context, sub Subject, req Authori
 	if req.Agent == "" {
 		return AuthorizeResult{}, invalid("invalid_agent", "resource.id", "resource.id is required (an agent slug or id)")
 	}
+	start := time.Now()
 	p, ok, err := s.SubjectPrincipal(ctx, sub)
 	if err != nil {
 		return AuthorizeResult{}, err
 	}
 	if !ok {
-		return s.denyBefore(DeniedBySubject, "the subject is not a known, active principal"), nil
+		return s.denyBefore(ctx, start, sub, nil, req, DeniedBySubject, "the subject is not a known, active principal"), nil
 	}
 	res, err := s.Authorize(ctx, p, req)
 	var nf *NotFoundError
 	if errors.As(err, &nf) && nf.Code == "agent_not_found" {
-		return s.denyBefore(DeniedByResource, "the agent does not exist"), nil
+		return s.denyBefore(ctx, start, sub, p, req, DeniedByResource, "the agent does not exist"), nil
 	}
 	return res, err
 }
 
-// denyBefore is a denial decided before the policy could be asked.
-func (s *Service) denyBefore(layer, reason string) AuthorizeResult {
+// denyBefore is a denial decided before the policy could be asked, counted
+// and logged as every decision is: the entry says that no policy evaluated
+// it (Unevaluated, no input) and names the subject as asked when it
+// resolved to no principal p (as the PEP named it: kind "user", "audience"
+// or "agent_token"). Its revision is the bundle active then.
+func (s *Service) denyBefore(ctx context.Context, start time.Time, sub Subject, p *principal.Principal, req AuthorizeRequest, layer, reason string) AuthorizeResult {
+	d := policy.Decision{ID: policy.NewDecisionID(), DeniedBy: []string{layer}, Reasons: []string{reason}}
 	s.cfg.Metrics.Decision("authorize", false, false)
-	return AuthorizeResult{Allow: false, DeniedBy: []string{layer}, Reasons: []string{reason}, DecisionID: policy.NewDecisionID()}
+	if s.cfg.DecisionLog != nil {
+		f := &facts{ability: "authorize", principal: p, action: req.Action}
+		if req.Tool != nil {
+			f.tool = *req.Tool
+		}
+		r := decisionRecord(f, start, d, false, nil, s.engine.Activation().Revision)
+		r.Unevaluated = true
+		if p == nil {
+			r.PrincipalKind, r.PrincipalID = sub.Type, sub.ID
+		}
+		s.cfg.DecisionLog.LogDecision(ctx, r)
+	}
+	return AuthorizeResult{Allow: false, DeniedBy: d.DeniedBy, Reasons: d.Reasons, DecisionID: d.ID}
 }

@@ -172,9 +172,9 @@ type SubjectResult struct {
 // SearchSubjects answers the AuthZEN subject search: the subjects of type
 // subjectType (SubjectUser or SubjectAudience) that may perform q.Action
 // on agent (or hold at least q.MinimumRole there). Go gathers the
-// candidates (see subjectCandidates) and the policy decides each, with the
-// facts Authorize and CanAccess would gather for it. An unknown agent finds
-// nothing.
+// candidates (see eachUserCandidate, audienceCandidates) and the policy
+// decides each, with the facts Authorize and CanAccess would gather for it.
+// An unknown agent finds nothing.
 func (s *Service) SearchSubjects(ctx context.Context, agent, subjectType string, q SearchQuery) (SearchPage[SubjectResult], error) {
 	none := SearchPage[SubjectResult]{Results: []SubjectResult{}}
 	if err := s.validSearch(&q); err != nil {
@@ -195,38 +195,69 @@ func (s *Service) SearchSubjects(ctx context.Context, agent, subjectType string,
 	if err != nil {
 		return none, storeErr(err)
 	}
-	allows := func(p *principal.Principal) (bool, error) {
+	question := func(p *principal.Principal) *facts {
 		f := &facts{principal: p, agent: &a, owner: owner, grants: grantsFor(all, p)}
 		if q.Action == ActionAccess {
 			f.ability, f.minimumRole = "can-access-agent", q.MinimumRole
 		} else {
 			f.ability, f.action = "authorize", q.Action
 		}
-		d, err := s.decide(ctx, f)
-		return d.Allow, err
+		return f
 	}
-	cands, err := s.subjectCandidates(ctx, subjectType, &a, all, allows)
+	page := subjectPage{SearchPage: none, limit: q.Limit, allows: func(p *principal.Principal) (bool, error) {
+		d, err := s.decide(ctx, question(p))
+		return d.Allow, err
+	}}
+	if subjectType == SubjectAudience {
+		for _, c := range audienceCandidates(all) {
+			if q.After != "" && c.Key <= q.After {
+				continue
+			}
+			if more, err := page.offer(c); err != nil || !more {
+				return page.result(none, err)
+			}
+		}
+		return page.result(none, nil)
+	}
+	after, err := cursorID(q.After)
 	if err != nil {
 		return none, err
 	}
-	out := none
-	for _, c := range cands {
-		if c.Key <= q.After && q.After != "" {
-			continue
-		}
-		if len(out.Results) == q.Limit {
-			out.Next = out.Results[len(out.Results)-1].Key
-			break
-		}
-		ok, err := allows(c.p)
-		if err != nil {
-			return none, err
-		}
-		if ok {
-			out.Results = append(out.Results, c.SubjectResult)
-		}
+	probe := func(p *principal.Principal) (bool, error) {
+		d, err := s.probe(ctx, question(p))
+		return d.Allow, err
 	}
-	return out, nil
+	err = s.eachUserCandidate(ctx, &a, all, after, max(q.Limit+1, minChunk), probe, page.offer)
+	return page.result(none, err)
+}
+
+// subjectPage fills one page of a subject search: offered candidates, in
+// key order, are decided by allows until the page is full.
+type subjectPage struct {
+	SearchPage[SubjectResult]
+	limit  int
+	allows func(*principal.Principal) (bool, error)
+}
+
+// offer decides c and keeps it if allowed. On a full page it decides
+// nothing, sets the cursor (another candidate exists) and says to stop.
+func (pg *subjectPage) offer(c subjectCandidate) (more bool, err error) {
+	if len(pg.Results) == pg.limit {
+		pg.Next = pg.Results[len(pg.Results)-1].Key
+		return false, nil
+	}
+	ok, err := pg.allows(c.p)
+	if ok {
+		pg.Results = append(pg.Results, c.SubjectResult)
+	}
+	return err == nil, err
+}
+
+func (pg *subjectPage) result(none SearchPage[SubjectResult], err error) (SearchPage[SubjectResult], error) {
+	if err != nil {
+		return none, err
+	}
+	return pg.SearchPage, nil
 }
 
 type subjectCandidate struct {
@@ -234,78 +265,92 @@ type subjectCandidate struct {
 	p *principal.Principal
 }
 
-// subjectCandidates lists, ordered by key, the principals of subjectType
-// that allows may accept on agent a with grants. For users: its owner, the
-// users its grants name, and the other users when allows accepts a user
-// with their roles who is none of those (asked once per distinct set of
-// roles: such a user differs from them only by its id, which the policy
-// reads for ownership and user grants alone; this covers site
-// administrators and grants to the public). For audiences: the audiences
-// its grants name and the public audience.
-func (s *Service) subjectCandidates(ctx context.Context, subjectType string, a *model.Agent, grants []model.Grant, allows func(*principal.Principal) (bool, error)) ([]subjectCandidate, error) {
-	var out []subjectCandidate
-	if subjectType == SubjectUser {
-		related := map[int64]bool{a.OwnerID: true}
-		for _, g := range grants {
-			if ref, err := principal.ParseRef(g.Principal); err == nil && ref.Type == principal.TypeUser {
-				if id, ok := ref.UserID(); ok {
-					related[id] = true
-				}
+// eachUserCandidate offers to yield, in id order after afterID, the active
+// users that may be allowed on agent a with grants: its owner, the users its
+// grants name, and the other users when probe accepts a user with their
+// roles who is none of those (asked once per distinct set of roles: such a
+// user differs from them only by its id, which the policy reads for
+// ownership and user grants alone; this covers site administrators and
+// grants to the public). It reads the users chunk at a time and stops when
+// yield says so, so a page reads the users up to its last candidate, not
+// the whole table.
+func (s *Service) eachUserCandidate(ctx context.Context, a *model.Agent, grants []model.Grant, afterID int64, chunk int,
+	probe func(*principal.Principal) (bool, error), yield func(subjectCandidate) (bool, error),
+) error {
+	related := map[int64]bool{a.OwnerID: true}
+	for _, g := range grants {
+		if ref, err := principal.ParseRef(g.Principal); err == nil && ref.Type == principal.TypeUser {
+			if id, ok := ref.UserID(); ok {
+				related[id] = true
 			}
 		}
-		users, err := s.st.ListUsers(ctx)
+	}
+	byRoles := map[string]bool{} // sorted roles → probe accepts an unrelated user with them
+	for {
+		users, err := s.st.ListUsersAfter(ctx, afterID, chunk)
 		if err != nil {
-			return nil, storeErr(err)
+			return storeErr(err)
 		}
-		byRoles := map[string]bool{} // sorted roles → allows accepts an unrelated user with them
 		for i := range users {
 			u := &users[i]
 			if u.Status != model.StatusActive {
 				continue
 			}
 			if !related[u.ID] {
-				ok, err := unrelatedAllowed(u.Roles, byRoles, allows)
+				ok, err := unrelatedAllowed(u.Roles, byRoles, probe)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				if !ok {
 					continue
 				}
 			}
-			out = append(out, subjectCandidate{
+			more, err := yield(subjectCandidate{
 				SubjectResult: SubjectResult{Subject: Subject{Type: SubjectUser, ID: u.Login}, Key: sortableID(u.ID)},
 				p:             principal.ForUser(u, nil),
 			})
-		}
-	} else {
-		names := map[string]bool{principal.PublicAudience: true}
-		for _, g := range grants {
-			if ref, err := principal.ParseRef(g.Principal); err == nil && ref.Type == principal.TypeAudience {
-				names[ref.String()] = true
+			if err != nil || !more {
+				return err
 			}
 		}
-		for name := range names {
-			p := principal.Anonymous()
-			if name != principal.PublicAudience {
-				p = principal.ForAudiences([]string{name})
-			}
-			out = append(out, subjectCandidate{SubjectResult: SubjectResult{Subject: Subject{Type: SubjectAudience, ID: name}, Key: name}, p: p})
+		if len(users) < chunk {
+			return nil
 		}
+		afterID = users[len(users)-1].ID
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-	return out, nil
 }
 
-// unrelatedAllowed asks allows about an active user with roles and an id no
+// audienceCandidates lists, ordered by key, the audiences the grants name
+// and the public audience.
+func audienceCandidates(grants []model.Grant) []subjectCandidate {
+	names := map[string]bool{principal.PublicAudience: true}
+	for _, g := range grants {
+		if ref, err := principal.ParseRef(g.Principal); err == nil && ref.Type == principal.TypeAudience {
+			names[ref.String()] = true
+		}
+	}
+	out := make([]subjectCandidate, 0, len(names))
+	for name := range names {
+		p := principal.Anonymous()
+		if name != principal.PublicAudience {
+			p = principal.ForAudiences([]string{name})
+		}
+		out = append(out, subjectCandidate{SubjectResult: SubjectResult{Subject: Subject{Type: SubjectAudience, ID: name}, Key: name}, p: p})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// unrelatedAllowed asks probe about an active user with roles and an id no
 // stored user has, remembering the answer in known by the set of roles.
-func unrelatedAllowed(roles []string, known map[string]bool, allows func(*principal.Principal) (bool, error)) (bool, error) {
+func unrelatedAllowed(roles []string, known map[string]bool, probe func(*principal.Principal) (bool, error)) (bool, error) {
 	sorted := slices.Clone(roles)
 	slices.Sort(sorted)
 	key := strings.Join(sorted, "\x00")
 	if ok, seen := known[key]; seen {
 		return ok, nil
 	}
-	ok, err := allows(principal.ForUser(&model.User{ID: -1, Roles: roles, Status: model.StatusActive}, nil))
+	ok, err := probe(principal.ForUser(&model.User{ID: -1, Roles: roles, Status: model.StatusActive}, nil))
 	known[key] = ok
 	return ok, err
 }

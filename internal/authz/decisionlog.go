@@ -8,21 +8,22 @@ import (
 )
 
 // DecisionLogger receives every decision the service asks for: memo hits,
-// fresh evaluations, denials and evaluation failures alike.
+// fresh evaluations, denials and evaluation failures alike, the probes of
+// searches (marked Probe) and the AuthZEN denials decided before the policy
+// could be asked (marked Unevaluated).
 type DecisionLogger interface {
 	LogDecision(ctx context.Context, r policy.DecisionRecord)
 }
 
-// logDecision describes one decision for the decision log. It runs only
-// when a log is configured (Config.DecisionLog): without one, evaluate
-// does no work for it.
-func (s *Service) logDecision(ctx context.Context, f *facts, start time.Time, d policy.Decision, memo bool, err error) {
+// decisionRecord describes one decision for the decision log, but for its
+// input. It runs only when a log is configured (Config.DecisionLog):
+// without one, evaluate does no work for it.
+func decisionRecord(f *facts, start time.Time, d policy.Decision, memo bool, err error, revision string) policy.DecisionRecord {
 	r := policy.DecisionRecord{
 		Ability:  f.ability,
-		Input:    f.input(),
 		Decision: d,
 		Err:      err,
-		Revision: s.engine.Activation().Revision,
+		Revision: revision,
 		Memo:     memo,
 		Start:    start,
 		Latency:  time.Since(start),
@@ -38,5 +39,20 @@ func (s *Service) logDecision(ctx context.Context, f *facts, start time.Time, d 
 	if f.agent != nil {
 		r.AgentID, r.OwnerID = f.agent.ID, f.agent.OwnerID
 	}
-	s.cfg.DecisionLog.LogDecision(ctx, r)
+	return r
+}
+
+// revisionOf names the bundle revision of a decision asked of act: act's,
+// unless the engine answered from a later activation (a reload between
+// reading act and deciding), which is named only while it is still the
+// active one ("" when it is gone too). Reading the activation after the
+// decision instead could name a bundle that decided nothing.
+func (s *Service) revisionOf(act policy.Activation, d policy.Decision, memo bool, err error) string {
+	if memo || err != nil || d.Generation == act.Generation {
+		return act.Revision
+	}
+	if now := s.engine.Activation(); now.Generation == d.Generation {
+		return now.Revision
+	}
+	return ""
 }

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 
@@ -20,6 +21,16 @@ func (l *recordingLog) LogDecision(_ context.Context, r policy.DecisionRecord) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.records = append(l.records, r)
+}
+
+// RecordingLog lets the external tests record decisions too.
+type RecordingLog = recordingLog
+
+// Records returns the decisions logged so far.
+func (l *recordingLog) Records() []policy.DecisionRecord {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.records)
 }
 
 func (l *recordingLog) last(t *testing.T, n int) policy.DecisionRecord {
@@ -96,6 +107,62 @@ func TestDecisionLogRecordsEveryDecision(t *testing.T) {
 			}
 			if !tc.allow && !tc.failed && len(r.Decision.DeniedBy) == 0 {
 				t.Errorf("denial logged without denied_by: %+v", r.Decision)
+			}
+		})
+	}
+}
+
+// reloadingEngine is at activation from while it decides, and answers
+// from activation decider; afterwards it is at activation to: a reload
+// between reading the activation and deciding, and one during the decision.
+type reloadingEngine struct {
+	mu       sync.Mutex
+	from, to policy.Activation
+	decider  uint64
+	decided  bool
+}
+
+func (e *reloadingEngine) Decide(context.Context, ast.Value) (policy.Decision, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.decided = true
+	return policy.Decision{Allow: true, Generation: e.decider}, nil
+}
+
+func (e *reloadingEngine) Activation() policy.Activation {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.decided {
+		return e.to
+	}
+	return e.from
+}
+
+// TestDecisionLogNamesTheBundleThatDecided: the logged revision is the
+// one that decided, not whichever is active once the decision is logged.
+func TestDecisionLogNamesTheBundleThatDecided(t *testing.T) {
+	old := policy.Activation{Revision: "old", Generation: 1}
+	next := policy.Activation{Revision: "new", Generation: 2}
+	later := policy.Activation{Revision: "later", Generation: 3}
+	cases := []struct {
+		name     string
+		eng      *reloadingEngine
+		revision string
+	}{
+		{"a reload during the decision: the old bundle decided", &reloadingEngine{from: old, to: next, decider: 1}, "old"},
+		{"no reload", &reloadingEngine{from: old, to: old, decider: 1}, "old"},
+		{"a reload before the decision: the new bundle decided", &reloadingEngine{from: old, to: next, decider: 2}, "new"},
+		{"the deciding bundle already replaced: unknown, never another", &reloadingEngine{from: old, to: later, decider: 2}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			log := &recordingLog{}
+			svc := New(nil, tc.eng, nil, Config{DecisionLog: log})
+			if _, _, err := svc.evaluate(context.Background(), variants()[0]); err != nil {
+				t.Fatal(err)
+			}
+			if r := log.last(t, 1); r.Revision != tc.revision {
+				t.Fatalf("logged revision %q, want %q", r.Revision, tc.revision)
 			}
 		})
 	}

@@ -87,13 +87,29 @@ func (s *Service) decide(ctx context.Context, f *facts) (policy.Decision, error)
 // evaluate answers from the decision memo when it can (see memo.go) and
 // reports whether it did. It is the one place every decision passes, so
 // it is where decisions are named (d.ID, failures included) and logged.
-func (s *Service) evaluate(ctx context.Context, f *facts) (d policy.Decision, memo bool, err error) {
+func (s *Service) evaluate(ctx context.Context, f *facts) (policy.Decision, bool, error) {
+	return s.evaluateAs(ctx, f, false)
+}
+
+// probe decides a question about a synthetic record (an agent or user with
+// a negative id, see probeGrants): a real evaluation, logged as a probe so
+// that the decision log does not count it as a decision about a caller.
+func (s *Service) probe(ctx context.Context, f *facts) (policy.Decision, error) {
+	d, _, err := s.evaluateAs(ctx, f, true)
+	return d, err
+}
+
+func (s *Service) evaluateAs(ctx context.Context, f *facts, probe bool) (d policy.Decision, memo bool, err error) {
 	id := policy.NewDecisionID()
+	act := s.engine.Activation() // the bundle asked, for the memo key and the log
 	if s.cfg.DecisionLog != nil {
 		start := time.Now()
-		defer func() { s.logDecision(ctx, f, start, d, memo, err) }()
+		defer func() {
+			r := decisionRecord(f, start, d, memo, err, s.revisionOf(act, d, memo, err))
+			r.Input, r.Probe = f.input(), probe
+			s.cfg.DecisionLog.LogDecision(ctx, r)
+		}()
 	}
-	act := s.engine.Activation()
 	key, memoizable := "", act.Deterministic
 	if memoizable {
 		key, memoizable = f.key(act.Generation)

@@ -192,6 +192,7 @@ func authzenEvaluateMany(svc *authz.Service, dec bodyDecoder) echo.HandlerFunc {
 			if err != nil {
 				return err
 			}
+			c.Set(ctxDecisionID, d.Context.DecisionID)
 			return c.JSON(http.StatusOK, d)
 		}
 		if len(body.Evaluations) > MaxAuthZENEvaluations {
@@ -207,16 +208,21 @@ func authzenEvaluateMany(svc *authz.Service, dec bodyDecoder) echo.HandlerFunc {
 			}
 		}
 		out := authzenEvaluationsView{Evaluations: make([]authzenDecision, 0, len(items))}
+		ids := make([]string, 0, len(items))
 		for i, it := range items {
 			d, err := evaluateOne(c, svc, it, itemPrefix(i))
 			if err != nil {
 				return err
 			}
 			out.Evaluations = append(out.Evaluations, d)
+			ids = append(ids, d.Context.DecisionID)
 			if (semantic == semanticDenyOnFirstDeny && !d.Decision) || (semantic == semanticPermitOnFirstPermit && d.Decision) {
 				break
 			}
 		}
+		// The access log's one decision_id field: the batch's ids in
+		// answer order, comma-separated (ids are hex, never a comma).
+		c.Set(ctxDecisionID, strings.Join(ids, ","))
 		return c.JSON(http.StatusOK, out)
 	}
 }

@@ -2,10 +2,12 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agentauthz/agentauthz/internal/authz"
 	"github.com/agentauthz/agentauthz/internal/httpapi"
@@ -245,6 +247,68 @@ func TestAuthZENEvaluations(t *testing.T) {
 				t.Fatalf("got %d %s/%s, want 400 %s/%s: %s", r.Status, r.ErrorCode(), r.ErrorField(), c.code, c.field, r.Body)
 			}
 		})
+	}
+}
+
+// TestAuthZENAccessLogDecisionIDs: the access log's decision_id of an
+// AuthZEN call names its decisions: a batch's ids in answer order,
+// comma-separated, only those decided (a short circuit stops them).
+func TestAuthZENAccessLogDecisionIDs(t *testing.T) {
+	e := newEnv(t, withPEPToken())
+	items := `[{"subject": {"type": "user", "id": "alice"}}, {"subject": {"type": "user", "id": "nobody"}}, {"subject": {"type": "user", "id": "alice"}}]`
+	batch := `{"action": {"name": "chat"}, "resource": {"type": "agent", "id": "alpha"}, "evaluations": ` + items
+	cases := []struct {
+		name, path, body string
+		decisions        int
+	}{
+		{"one evaluation", "/access/v1/evaluation", evalBody("user", "alice", "chat", "alpha", ""), 1},
+		{"a batch of three", "/access/v1/evaluations", batch + `}`, 3},
+		{"a batch stopped at its first deny", "/access/v1/evaluations", batch + `, "options": {"evaluations_semantic": "deny_on_first_deny"}}`, 2},
+		{"the batch endpoint without evaluations", "/access/v1/evaluations", evalBody("user", "alice", "chat", "alpha", ""), 1},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rid := fmt.Sprintf("authzen-ids-%d", i)
+			r := e.with(t).do("POST", c.path, c.body, pep(), header("X-Request-Id", rid))
+			if r.Status != 200 {
+				t.Fatalf("status %d: %s", r.Status, r.Body)
+			}
+			answers := []any{r.JSON(t)}
+			if list, ok := answers[0].(map[string]any)["evaluations"].([]any); ok {
+				answers = list
+			}
+			var ids []string
+			for _, a := range answers {
+				_, ctx := decisionOf(t, a.(map[string]any))
+				ids = append(ids, ctx["decision_id"].(string))
+			}
+			if len(ids) != c.decisions {
+				t.Fatalf("%d decisions answered, want %d", len(ids), c.decisions)
+			}
+			if got, want := accessDecisionID(t, e, rid), strings.Join(ids, ","); got != want {
+				t.Fatalf("access log decision_id %q, want the answer's %q", got, want)
+			}
+		})
+	}
+}
+
+// accessDecisionID waits for the access record of request rid and returns
+// its decision_id.
+func accessDecisionID(t *testing.T, e *env, rid string) string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, line := range strings.Split(e.logs.String(), "\n") {
+			var rec map[string]any
+			if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "request" && rec["request_id"] == rid {
+				id, _ := rec["decision_id"].(string)
+				return id
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no access record for request %s within 5s", rid)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

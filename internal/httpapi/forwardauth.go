@@ -61,8 +61,9 @@ type forwardAuthBody struct {
 
 // forwardAuth answers 200 only when a route matched and the runtime
 // decision on it allowed; 401 when there is no credential (or only the
-// anonymous caller, and it was denied); 403 when no route matches or the
-// policy says no; 400 for a missing, conflicting or unsafe original request.
+// anonymous caller, and it was denied or named an unknown agent); 403 when
+// no route matches or the policy says no; 400 for a missing, conflicting or
+// unsafe original request.
 func forwardAuth(svc *authz.Service) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		p, err := caller(c)
@@ -75,13 +76,19 @@ func forwardAuth(svc *authz.Service) echo.HandlerFunc {
 			return err
 		}
 		res, err := svc.ForwardAuth(r.Context(), p, authz.ForwardRequest{Method: method, Segments: segments, Header: r.Header.Values})
+		anonymous := p.Kind == principal.KindAnonymous
 		var nf *authz.NotFoundError
-		if errors.As(err, &nf) {
+		switch {
+		case errors.As(err, &nf) && anonymous:
+			// Which agents exist is not the anonymous caller's to learn:
+			// an unknown agent gets the answer of an existing one it may
+			// not use.
+			return errAuthRequired
+		case errors.As(err, &nf):
 			// 403, not 404: nginx's auth_request treats any status but
 			// 2xx, 401 and 403 as an error of its own.
 			return &apiError{Status: http.StatusForbidden, Code: nf.Code, Message: nf.Message}
-		}
-		if err != nil {
+		case err != nil:
 			return err
 		}
 		if !res.Routed {
@@ -90,12 +97,14 @@ func forwardAuth(svc *authz.Service) echo.HandlerFunc {
 		}
 		d := res.Decision
 		c.Set(ctxDecisionID, d.DecisionID)
+		if !d.Allow && anonymous {
+			// No decision id header either: it would tell an existing
+			// agent from an unknown one (the access log keeps the id).
+			return errAuthRequired
+		}
 		h := c.Response().Header()
 		h.Set(headerFADecision, d.DecisionID)
 		if !d.Allow {
-			if p.Kind == principal.KindAnonymous {
-				return errAuthRequired
-			}
 			return &apiError{Status: http.StatusForbidden, Code: "forbidden", DeniedBy: d.DeniedBy,
 				Message: "the policy denies " + res.Route.Action + " on agent " + res.AgentSlug + ": " + strings.Join(d.Reasons, "; ")}
 		}

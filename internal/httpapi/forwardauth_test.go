@@ -200,3 +200,71 @@ func TestForwardAuthAnonymous(t *testing.T) {
 		t.Fatalf("no credential without anonymous access: %d %s", r.Status, r.Body)
 	}
 }
+
+// TestForwardAuthHidesWhichAgentsExist: a caller without a credential gets
+// the very same answer for an agent that exists and one that does not,
+// with anonymous access on or off: 401 with the challenge, the same body
+// and the same headers (no decision id), never 403 agent_not_found.
+func TestForwardAuthHidesWhichAgentsExist(t *testing.T) {
+	for _, access := range []struct {
+		name string
+		opts []envOption
+	}{
+		{"anonymous access on", nil},
+		{"anonymous access off", []envOption{withoutAnonymous()}},
+	} {
+		e := newEnv(t, access.opts...)
+		cases := []struct {
+			name, method, path string
+			opts               []reqOption
+		}{
+			{"existing agent", "GET", "/v1/forward-auth", []reqOption{nginx("POST", "/agents/alpha/chat")}},
+			{"existing agent by id", "GET", "/v1/forward-auth", []reqOption{nginx("POST", "/agents/"+itoa(e.alpha.ID)+"/chat")}},
+			{"existing agent's tool", "GET", "/v1/forward-auth", []reqOption{nginx("POST", "/agents/alpha/tools/web_search")}},
+			{"existing agent through envoy", "POST", "/v1/forward-auth/envoy/agents/alpha/chat", nil},
+			{"unknown agent", "GET", "/v1/forward-auth", []reqOption{nginx("POST", "/agents/nosuch/chat")}},
+			{"unknown agent id", "GET", "/v1/forward-auth", []reqOption{nginx("POST", "/agents/424242/chat")}},
+			{"agent id out of range", "GET", "/v1/forward-auth", []reqOption{nginx("POST", "/agents/99999999999999999999999/chat")}},
+			{"unknown agent's tool", "GET", "/v1/forward-auth", []reqOption{nginx("POST", "/agents/nosuch/tools/web_search")}},
+			{"unknown agent through envoy", "POST", "/v1/forward-auth/envoy/agents/nosuch/chat", nil},
+		}
+		var (
+			first     *response
+			firstName string
+		)
+		for _, c := range cases {
+			t.Run(access.name+"/"+c.name, func(t *testing.T) {
+				r := e.with(t).do(c.method, c.path, "", c.opts...)
+				if r.Status != 401 || r.ErrorCode() != "authentication_required" || r.Header.Get("WWW-Authenticate") == "" {
+					t.Fatalf("want 401 authentication_required with a challenge, got %d %v %s", r.Status, r.Header, r.Body)
+				}
+				if first == nil {
+					first, firstName = r, c.name
+					return
+				}
+				if string(r.Body) != string(first.Body) {
+					t.Errorf("body %s, want the same as for %q: %s", r.Body, firstName, first.Body)
+				}
+				if got, want := answerHeaders(r.Header), answerHeaders(first.Header); !slices.Equal(got, want) {
+					t.Errorf("headers %q, want the same as for %q: %q", got, firstName, want)
+				}
+			})
+		}
+	}
+}
+
+// answerHeaders lists a response's headers as "name: value", without those
+// that differ between any two requests (date, request id).
+func answerHeaders(h http.Header) []string {
+	var out []string
+	for name, vs := range h {
+		if name == "Date" || name == "X-Request-Id" {
+			continue
+		}
+		for _, v := range vs {
+			out = append(out, name+": "+v)
+		}
+	}
+	slices.Sort(out)
+	return out
+}

@@ -49,7 +49,8 @@ type Config struct {
 	// presents to the AuthZEN endpoints; empty accepts none.
 	AuthZENPEPToken string
 	// AuthZENTrustedNetworks are the TCP peers admitted to the AuthZEN
-	// endpoints without the secret (normally --trusted-proxies).
+	// endpoints without the secret (--authzen-trusted-networks, never
+	// --trusted-proxies: a proxy's clients are not PEPs).
 	AuthZENTrustedNetworks []netip.Prefix
 	// AuthZENBaseURL is the policy_decision_point the discovery document
 	// names; empty derives it from each request's scheme and Host.

@@ -178,6 +178,9 @@ type Store interface {
 	GetUsers(ctx context.Context, ids []int64) ([]User, error)
 	// ListUsers returns every user ordered by id.
 	ListUsers(ctx context.Context) ([]User, error)
+	// ListUsersAfter returns at most limit users with an id above
+	// afterID, ordered by id: one page of the users.
+	ListUsersAfter(ctx context.Context, afterID int64, limit int) ([]User, error)
 	// UpdateUser applies p and returns the updated user.
 	UpdateUser(ctx context.Context, id int64, p UserPatch) (User, error)
 

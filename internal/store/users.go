@@ -101,6 +101,17 @@ func (s *SQL) ListUsers(ctx context.Context) ([]model.User, error) {
 	return appendUsers(make([]model.User, 0, len(rows)), rows)
 }
 
+// ListUsersAfter returns at most limit users with an id above afterID,
+// ordered by id.
+func (s *SQL) ListUsersAfter(ctx context.Context, afterID int64, limit int) ([]model.User, error) {
+	var rows []userRow
+	query := s.db.Rebind(`SELECT ` + userColumns + ` FROM users WHERE id > ? ORDER BY id LIMIT ?`)
+	if err := s.db.SelectContext(ctx, &rows, query, afterID, limit); err != nil {
+		return nil, dbError("list users", err)
+	}
+	return appendUsers(make([]model.User, 0, len(rows)), rows)
+}
+
 // appendUsers decodes rows onto out.
 func appendUsers(out []model.User, rows []userRow) ([]model.User, error) {
 	for _, r := range rows {

@@ -123,6 +123,27 @@ func TestAuthZENThroughTheBinary(t *testing.T) {
 			}
 		})
 
+		t.Run("only --authzen-trusted-networks admits a peer without the secret, never --trusted-proxies", func(t *testing.T) {
+			ev := evaluation{"subject": tokenSubject(full.ID), "action": actionNamed("chat"), "resource": agentResource("chubes-bot", "")}
+			for _, c := range []struct {
+				name   string
+				flags  []string
+				status int
+			}{
+				{"a trusted proxy's clients are no PEP", []string{"--trusted-proxies=127.0.0.1/32"}, http.StatusUnauthorized},
+				{"a trusted PEP network is", []string{"--authzen-trusted-networks=127.0.0.1/32"}, http.StatusOK},
+			} {
+				s := startServer(t, db, c.flags...)
+				for _, path := range []string{"/access/v1/evaluation", "/access/v1/evaluations", "/access/v1/search/subject"} {
+					body := ev
+					if strings.Contains(path, "search") {
+						body = evaluation{"subject": map[string]any{"type": "user"}, "action": actionNamed("chat"), "resource": agentResource("chubes-bot", "")}
+					}
+					s.do(t, "POST", path, body).want(t, c.status)
+				}
+			}
+		})
+
 		t.Run("a token subject's decision is POST /v1/authorize's for that token", func(t *testing.T) {
 			for _, c := range []struct {
 				name        string
@@ -250,6 +271,18 @@ func TestAuthZENThroughTheBinary(t *testing.T) {
 		t.Run("the access log carries the decision id and no token material", func(t *testing.T) {
 			// The last call's line is written after its answer: wait for it,
 			// then every earlier line is in the file too.
+			var batch struct {
+				Evaluations []authzenDecision `json:"evaluations"`
+			}
+			srv.do(t, "POST", "/access/v1/evaluations", map[string]any{"subject": tokenSubject(full.ID), "resource": agentResource("chubes-bot", ""),
+				"evaluations": []evaluation{{"action": actionNamed("chat")}, {"action": actionNamed("read_jobs")}}}, pep).want(t, http.StatusOK).decode(t, &batch)
+			ids := make([]string, len(batch.Evaluations))
+			for i, d := range batch.Evaluations {
+				ids[i] = d.Context.DecisionID
+			}
+			waitForLog(t, srv, func(line string) bool { // a batch's line: its decisions' ids
+				return strings.Contains(line, "/access/v1/evaluations") && strings.Contains(line, `"decision_id":"`+strings.Join(ids, ",")+`"`)
+			})
 			last := evaluate(t, evaluation{"subject": tokenSubject(full.ID), "action": actionNamed("use_tools"), "resource": agentResource("chubes-bot", "shell")})
 			logText := waitForLog(t, srv, func(line string) bool {
 				return strings.Contains(line, "/access/v1/evaluation") && strings.Contains(line, last.Context.DecisionID)

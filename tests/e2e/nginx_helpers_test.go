@@ -266,3 +266,112 @@ func (g *gateway) do(t *testing.T, method, path, body string, opts ...reqOpt) *r
 func header(name, value string) reqOpt {
 	return func(r *http.Request) { r.Header.Set(name, value) }
 }
+
+// startGateway runs a gateway with the README's example in front of up, its
+// check asking the authorizer at authBase (startNginx, startCaddy).
+type startGateway func(t *testing.T, bin, authBase string, up *upstream) *gateway
+
+// wantUpstreamIdentity checks what the upstream saw of the last allowed
+// request: the request itself, and exactly the identity headers the
+// gateway copied from agentauthz's answer (tool "" means no tool header at
+// all), whatever the client sent under those names.
+func wantUpstreamIdentity(t *testing.T, up *upstream, method, uri, body, action, tool string) {
+	t.Helper()
+	s := up.last()
+	if s.method != method || s.uri != uri || s.body != body {
+		t.Errorf("the upstream saw %s %s body %q, want %s %s body %q", s.method, s.uri, s.body, method, uri, body)
+	}
+	for name, want := range map[string]string{
+		"X-Agentauthz-Agent": "chubes-bot", "X-Agentauthz-Owner": "chubes",
+		"X-Agentauthz-Action": action, "X-Agentauthz-Tool": tool,
+	} {
+		if got := s.header.Values(name); strings.Join(got, ",") != want {
+			t.Errorf("the upstream saw %s %q, want %q", name, got, want)
+		}
+	}
+	if id := s.header.Values("X-Agentauthz-Decision-Id"); len(id) != 1 || id[0] == "" || id[0] == "forged" {
+		t.Errorf("the upstream saw X-Agentauthz-Decision-Id %q, want agentauthz's decision id", id)
+	}
+}
+
+// forgedIdentityHeaders are the trusted-proxy identity headers (serve's
+// --proxy-user-header and --proxy-audience-header defaults) a client sends
+// itself, each naming a principal the seeded world lets chat on the agent.
+var forgedIdentityHeaders = []struct {
+	name, path string
+	opts       []reqOpt
+}{
+	{"user chubes, the owner", "/agents/chubes-bot/chat", []reqOpt{asUser("chubes")}},
+	{"audience acme, an operator", "/agents/acme-bot/chat", []reqOpt{asAudience("acme")}},
+	{"user and audience", "/agents/acme-bot/chat", []reqOpt{asUser("chubes"), asAudience("acme")}},
+}
+
+// checkTrustedGatewayStripsIdentity runs the README's gateway in front of an
+// agentauthz that trusts it (--trusted-proxies=127.0.0.1/32, as the README
+// allows only for a gateway that strips the client's identity headers): a
+// client that sends those headers itself, without a token, gets 401 and
+// never reaches the upstream. The same headers sent straight to agentauthz
+// from the same trusted address pass, so it is the gateway's configuration,
+// not agentauthz, that stops them.
+func checkTrustedGatewayStripsIdentity(t *testing.T, db, bin string, start startGateway) {
+	t.Helper()
+	srv := startServer(t, db, "--trusted-proxies=127.0.0.1/32")
+	up := newUpstream(t)
+	gw := start(t, bin, srv.base, up)
+	for _, f := range forgedIdentityHeaders {
+		t.Run("a client's forged "+f.name+" gets 401 and never reaches the upstream", func(t *testing.T) {
+			original := []reqOpt{header("X-Original-Method", "POST"), header("X-Original-URI", f.path)}
+			if r := srv.do(t, "GET", "/v1/forward-auth", nil, append(original, f.opts...)...); r.status != http.StatusOK {
+				t.Fatalf("control: straight from a trusted address these headers must pass, got %d: %s", r.status, r.body)
+			}
+			r, err := stops(http.StatusUnauthorized).check(t, gw, up, "POST", f.path, "", f.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h := r.header.Get("WWW-Authenticate"); !strings.HasPrefix(h, "Bearer") {
+				t.Errorf("WWW-Authenticate %q, want agentauthz's Bearer challenge passed on by %s", h, gw.name)
+			}
+		})
+	}
+	t.Run("a token still passes the trusted gateway", func(t *testing.T) {
+		tok := mintCLI(t, db, "chubes-bot")
+		if _, err := passes.check(t, gw, up, "POST", "/agents/chubes-bot/chat", "", bearer(tok.Token)); err != nil {
+			t.Fatal(err)
+		}
+		wantUpstreamIdentity(t, up, "POST", "/agents/chubes-bot/chat", "", "chat", "")
+	})
+}
+
+// checkCatchesAnAlways200Authorizer shows that the passage checks can fail:
+// with the gateway's check pointed at an authorizer that answers 200 to
+// everything (what a denial as "200 allow:false" amounts to for a gateway),
+// the check of a denial and of a missing credential reports the request
+// that got through to the upstream.
+func checkCatchesAnAlways200Authorizer(t *testing.T, bin string, start startGateway) {
+	t.Helper()
+	always200 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"allow":false,"denied_by":["token_ceiling"]}`)
+	}))
+	t.Cleanup(always200.Close)
+	up := newUpstream(t)
+	gw := start(t, bin, always200.URL, up)
+	for _, c := range []struct {
+		name string
+		want passage
+		opts []reqOpt
+	}{
+		{"a denial", stops(http.StatusForbidden), []reqOpt{bearer("datamachine_chubes-bot_chat-only")}},
+		{"no credential", stops(http.StatusUnauthorized), nil},
+	} {
+		_, err := c.want.check(t, gw, up, "POST", "/agents/chubes-bot/tools/web_search", "", c.opts...)
+		switch {
+		case err == nil:
+			t.Errorf("%s: the check passed although %s let the request through to the upstream", c.name, gw.name)
+		case !strings.Contains(err.Error(), "reached the upstream"):
+			t.Errorf("%s: the check failed for another reason than the upstream hit: %v", c.name, err)
+		default:
+			t.Logf("%s: the check fails, as it must: %v", c.name, err)
+		}
+	}
+}

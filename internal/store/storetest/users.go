@@ -96,4 +96,27 @@ var userRules = []rule{
 		noErr(t, "ListUsers", err)
 		equal(t, "users", got, []model.User{c, a, b})
 	}},
+	{"users are paged by id", func(t *testing.T, s model.Store) {
+		empty, err := s.ListUsersAfter(ctx(t), 0, 10)
+		noErr(t, "ListUsersAfter on empty store", err)
+		equal(t, "empty", len(empty), 0)
+		c := mustUser(t, s, "carol")
+		a := mustUser(t, s, "ada")
+		b := mustUser(t, s, "bob")
+		for _, p := range []struct {
+			name    string
+			afterID int64
+			limit   int
+			want    []model.User
+		}{
+			{"the first page", 0, 2, []model.User{c, a}},
+			{"the next page", a.ID, 2, []model.User{b}},
+			{"past the last", b.ID, 2, []model.User{}},
+			{"a limit over the count", 0, 10, []model.User{c, a, b}},
+		} {
+			got, err := s.ListUsersAfter(ctx(t), p.afterID, p.limit)
+			noErr(t, "ListUsersAfter "+p.name, err)
+			equal(t, p.name, got, p.want)
+		}
+	}},
 }
