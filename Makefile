@@ -27,8 +27,11 @@ test-policy: ## opa test once, with the coverage floor (failures are listed from
 	  if [ $$rc -ne 0 ]; then $(OPA) test $(POLICY) | grep -v '^PASS\|^---' || true; fi; \
 	  echo "policy coverage: $$pct% (threshold $(COVER)%)"; exit $$rc
 
+# -parallel 4: the end-to-end tests mostly wait on the processes they start
+# (servers, the CLI, nginx, Caddy, PostgreSQL), so four at a time on two
+# cores finish sooner than the default two (tests/e2e: 77 s -> 59 s here).
 test-go: ## go tests with the race detector (PostgreSQL: DATABASE_URL, 127.0.0.1:5432, or a throwaway cluster)
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -parallel 4 ./...
 
 lint: lint-go lint-policy lint-openapi
 
