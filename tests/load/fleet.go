@@ -311,7 +311,7 @@ func startFleet(ctx context.Context, cfg config, ps *procs, dbURL, cacheTTL stri
 	var list []*proc
 	var bases []string
 	for i := range fleetReplicas {
-		p, err := ps.startAgentauthz(ctx, cfg, fmt.Sprintf("fleet-%c-ttl%s", 'A'+i, cacheTTL), dbURL, cacheTTL)
+		p, err := ps.startAgentauthz(ctx, cfg, fmt.Sprintf("fleet-%c-ttl%s", 'A'+i, cacheTTL), dbURL, "--cache-ttl="+cacheTTL)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -244,7 +244,7 @@ func measureRepeated(ctx context.Context, cfg config, ps *procs, opaBin, bundle 
 	if err != nil {
 		return sum, err
 	}
-	ours, err := ps.startAgentauthz(ctx, cfg, "agentauthz", sqlite, "5s")
+	ours, err := ps.startAgentauthz(ctx, cfg, "agentauthz", sqlite, "--cache-ttl=5s")
 	if err != nil {
 		return sum, err
 	}
@@ -337,7 +337,7 @@ func coldPath(ctx context.Context, cfg config, ps *procs, cached map[int][2]resu
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err := ps.startAgentauthz(ctx, cfg, "agentauthz-cold", db.url, "0")
+	srv, err := ps.startAgentauthz(ctx, cfg, "agentauthz-cold", db.url, "--cache-ttl=0")
 	if err != nil {
 		return nil, nil, err
 	}

@@ -142,14 +142,15 @@ func serverEnv(gogc string) []string {
 	return env
 }
 
-// startAgentauthz runs `agentauthz serve` on dbURL and waits for /readyz.
-func (ps *procs) startAgentauthz(ctx context.Context, cfg config, name, dbURL, cacheTTL string) (*proc, error) {
+// startAgentauthz runs `agentauthz serve` on dbURL with flags and waits for /readyz.
+func (ps *procs) startAgentauthz(ctx context.Context, cfg config, name, dbURL string, flags ...string) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
 	args := []string{"--database-url", dbURL, "serve", "--addr", addr,
-		"--access-log=" + fmt.Sprint(cfg.accessLog), "--cache-ttl=" + cacheTTL}
+		"--access-log=" + fmt.Sprint(cfg.accessLog)}
+	args = append(args, flags...)
 	p, err := ps.start(name, cfg.bin, args, serverEnv(cfg.gogc), "http://"+addr, filepath.Join(cfg.work, name+".log"))
 	if err != nil {
 		return nil, err
