@@ -254,7 +254,11 @@ func (s *Service) accessibleAmong(ctx context.Context, p *principal.Principal, m
 // probeGrants). A probe the rule accepts becomes a match of the store query.
 // Probe decisions are real evaluations, logged as such (Service.probe).
 func (s *Service) grantsThatReach(ctx context.Context, p *principal.Principal, minimumRole string) ([]model.GrantMatch, error) {
-	grants := s.probeGrants(p)
+	act, err := s.activation()
+	if err != nil {
+		return nil, err
+	}
+	grants := probeGrants(p, act)
 	probes := make([]model.Agent, len(grants))
 	for i, g := range grants {
 		probes[i] = model.Agent{ID: g.AgentID, Status: model.StatusActive}
@@ -281,8 +285,12 @@ func (s *Service) grantsThatReach(ctx context.Context, p *principal.Principal, m
 // agent whose active owner holds every user role of the bundle, so that
 // no owner ceiling stands in the way that a real owner might not.
 func (s *Service) grantsThatAllow(ctx context.Context, p *principal.Principal, action string) ([]model.GrantMatch, error) {
-	owner := &model.User{ID: -1, Roles: s.engine.Activation().UserRoles, Status: model.StatusActive}
-	grants := s.probeGrants(p)
+	act, err := s.activation()
+	if err != nil {
+		return nil, err
+	}
+	owner := &model.User{ID: -1, Roles: act.UserRoles, Status: model.StatusActive}
+	grants := probeGrants(p, act)
 	ok := make([]bool, len(grants))
 	for i, g := range grants {
 		agent := &model.Agent{ID: g.AgentID, OwnerID: owner.ID, Status: model.StatusActive}
@@ -307,8 +315,8 @@ func (s *Service) grantsThatAllow(ctx context.Context, p *principal.Principal, a
 // on more, a listing would miss agents, never show one too many: every
 // candidate is still decided by the policy. TestListAccessibleEqualsCanAccess
 // checks listings against the per-agent checks on random worlds.
-func (s *Service) probeGrants(p *principal.Principal) []model.Grant {
-	roles := sortedKeys(s.engine.Activation().AgentRoles)
+func probeGrants(p *principal.Principal, act policy.Activation) []model.Grant {
+	roles := sortedKeys(act.AgentRoles)
 	ids := identities(p)
 	out := make([]model.Grant, 0, len(ids)*len(roles))
 	for _, id := range ids {

@@ -402,7 +402,11 @@ func (s *Service) SearchActions(ctx context.Context, sub Subject, agent string, 
 	if err != nil || !ok {
 		return none, err
 	}
-	actions := s.engine.Activation().Actions
+	act, err := s.activation()
+	if err != nil {
+		return none, err
+	}
+	actions := act.Actions
 	if len(actions) == 0 {
 		return none, nil
 	}

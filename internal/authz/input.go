@@ -347,7 +347,7 @@ func (a *astSink) term(t *ast.Term)  { a.value(t) }
 
 // user renders u once per document and shares the term where u recurs.
 func (a *astSink) user(u *model.User) {
-	if u == a.lastUser {
+	if u != nil && u == a.lastUser {
 		a.value(a.lastUserTerm)
 		return
 	}

@@ -137,6 +137,17 @@ func (s *Service) evaluateAs(ctx context.Context, f *facts, probe bool) (d polic
 	return d, false, nil
 }
 
+// activation describes the active bundle, or is ErrUnavailable while the
+// engine awaits its first one (policy.Options.Await): whatever reads the
+// bundle's roles or actions then answers 503, like every decision.
+func (s *Service) activation() (policy.Activation, error) {
+	act := s.engine.Activation()
+	if act.Generation == 0 {
+		return act, fmt.Errorf("%w: %v", ErrUnavailable, policy.ErrNoBundle)
+	}
+	return act, nil
+}
+
 // require decides and turns a deny into a *DeniedError.
 func (s *Service) require(ctx context.Context, f *facts) (policy.Decision, error) {
 	d, err := s.decide(ctx, f)

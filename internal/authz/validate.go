@@ -170,7 +170,11 @@ func (s *Service) validExpiresIn(expiresIn *int64) (*int64, error) {
 
 // validAgentRole checks a grant role against the active bundle's roles.
 func (s *Service) validAgentRole(field, role string) error {
-	roles := s.engine.Activation().AgentRoles
+	act, err := s.activation()
+	if err != nil {
+		return err
+	}
+	roles := act.AgentRoles
 	if _, ok := roles[role]; ok {
 		return nil
 	}
@@ -188,8 +192,12 @@ func (s *Service) validMinimumRole(role string) (string, error) {
 
 // validUserRoles checks user roles against the active bundle's roles.
 func (s *Service) validUserRoles(roles []string) error {
+	act, err := s.activation()
+	if err != nil {
+		return err
+	}
 	known := map[string]bool{}
-	for _, r := range s.engine.Activation().UserRoles {
+	for _, r := range act.UserRoles {
 		known[r] = true
 	}
 	if len(roles) == 0 {
@@ -197,8 +205,7 @@ func (s *Service) validUserRoles(roles []string) error {
 	}
 	for _, r := range roles {
 		if !known[r] {
-			names := s.engine.Activation().UserRoles
-			return invalid("invalid_role", "roles", "unknown role %q: the active policy defines %s", clip(r), strings.Join(names, ", "))
+			return invalid("invalid_role", "roles", "unknown role %q: the active policy defines %s", clip(r), strings.Join(act.UserRoles, ", "))
 		}
 	}
 	return nil

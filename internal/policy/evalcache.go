@@ -12,10 +12,11 @@ import (
 // (the virtual cache) and every read of bundle data (the base cache). Its
 // own caches are tries built afresh for each evaluation: about 170 of the
 // ~560 allocations of an authorize decision. These are the same caches,
-// flat and recycled: each evaluation takes them from a pool, empty, and
-// returns them emptied, so nothing cached outlives the evaluation that
-// cached it (a decision never sees another's results, and an activation
-// starts with nothing). Only their memory is reused.
+// flat and recycled: each evaluation takes them from a pool and returns
+// them. The virtual cache is empty when taken and emptied when returned:
+// a decision never sees another's rule results. The base cache alone keeps
+// what it holds across evaluations of the same activation (see evaluation
+// below); it starts empty for any other activation.
 
 // evaluation is what one evaluation takes from the pool: the two caches and
 // its option list, which starts with the options every evaluation shares
@@ -68,8 +69,8 @@ func (ev *evaluation) options() []rego.EvalOption { return ev.opts[:sharedOption
 
 // release empties the virtual cache and returns ev to the pool.
 func (ev *evaluation) release() {
-	if len(ev.virtual.list) > maxPooledEntries || len(ev.base.list) > maxPooledEntries {
-		return
+	if ev.virtual.grown() || ev.base.grown() {
+		return // dropped: an unusually large evaluation's memory is not kept
 	}
 	ev.virtual.reset()
 	if ev.reads == nil {
@@ -127,6 +128,13 @@ func (s *table) add(k cacheKey, ref ast.Ref) *cacheEntry {
 	return &s.list[len(s.list)-1]
 }
 
+// grown reports whether s outgrew what a pooled evaluation may keep: its
+// entries, its key terms, or the index (which keeps the names of entries
+// of popped frames until reset).
+func (s *table) grown() bool {
+	return len(s.list) > maxPooledEntries || cap(s.terms) > 8*maxPooledEntries || len(s.index) > maxPooledEntries
+}
+
 func (s *table) reset() {
 	clear(s.index)
 	clear(s.list)
@@ -145,8 +153,9 @@ type virtualCache struct {
 }
 
 type frame struct {
-	id    uint32
-	start int // entries before it belong to the frames below
+	id         uint32
+	start      int // entries before it belong to the frames below
+	termsStart int // and so do the key terms before this
 }
 
 var _ topdown.VirtualCache = (*virtualCache)(nil)
@@ -164,7 +173,7 @@ func (c *virtualCache) key(ref ast.Ref) cacheKey {
 // Push starts a new, empty frame.
 func (c *virtualCache) Push() {
 	c.nextID++
-	c.frames = append(c.frames, frame{id: c.nextID, start: len(c.list)})
+	c.frames = append(c.frames, frame{id: c.nextID, start: len(c.list), termsStart: len(c.terms)})
 }
 
 // Pop drops the top frame and everything cached in it.
@@ -173,27 +182,37 @@ func (c *virtualCache) Pop() {
 	c.frames = c.frames[:len(c.frames)-1]
 	clear(c.list[f.start:])
 	c.list = c.list[:f.start]
+	clear(c.terms[f.termsStart:])
+	c.terms = c.terms[:f.termsStart]
 	// The index still names the dropped entries under f.id, which no
-	// frame uses again.
+	// frame uses again (release bounds how many such names it keeps).
 }
 
 // Get returns the value cached for ref; (nil, true) when ref is known to
 // be undefined, (nil, false) when nothing is cached.
 func (c *virtualCache) Get(ref ast.Ref) (*ast.Term, bool) {
 	if e := c.find(c.key(ref), ref); e != nil {
-		return e.term, e.undefined
+		if e.undefined {
+			return nil, true
+		}
+		return e.term, false
 	}
 	return nil, false
 }
 
-// Put caches value for ref; nil records that ref is undefined.
+// Put caches value for ref; nil records that ref is undefined. As in OPA's
+// own cache (topdown/cache.go), "undefined" once recorded stays.
 func (c *virtualCache) Put(ref ast.Ref, value *ast.Term) {
 	k := c.key(ref)
 	e := c.find(k, ref)
 	if e == nil {
 		e = c.add(k, ref)
 	}
-	e.term, e.undefined = value, value == nil
+	if value != nil {
+		e.term = value
+	} else {
+		e.undefined = true
+	}
 }
 
 // Keys lists the references cached with a value in the top frame.

@@ -39,6 +39,7 @@ func TestVirtualCacheFrames(t *testing.T) {
 	check("never put", "data.a.b.c", want{})
 	check("order matters", "data.b.a", want{})
 
+	terms := len(v.terms)
 	v.Push()
 	check("new frame is empty", "data.a.b", want{})
 	v.Put(ref("data.a.b"), two)
@@ -47,6 +48,9 @@ func TestVirtualCacheFrames(t *testing.T) {
 		t.Errorf("Keys in the new frame = %v, want [data.a.b]", keys)
 	}
 	v.Pop()
+	if len(v.terms) != terms {
+		t.Errorf("after pop the key arena holds %d terms, want the %d from before the push", len(v.terms), terms)
+	}
 	check("after pop", "data.a.b", want{term: one})
 	check("after pop", "data.a.c", want{undefined: true})
 	v.Put(ref("data.a.d"), two) // reuses the popped entry's slot
@@ -54,7 +58,7 @@ func TestVirtualCacheFrames(t *testing.T) {
 	check("after pop", "data.a.b", want{term: one})
 
 	v.Put(ref("data.a.c"), one)
-	check("overwrite undefined", "data.a.c", want{term: one})
+	check("undefined stays, as in OPA's cache", "data.a.c", want{undefined: true})
 }
 
 // TestVirtualCacheCopiesKeys: topdown reuses the slice it passes as a key.

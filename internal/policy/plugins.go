@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"sync"
 	"time"
@@ -150,7 +152,9 @@ func downloadedButRefused(err error) bool {
 		status download.HTTPError
 		req    *url.Error
 	)
-	return !errors.As(err, &status) && !errors.As(err, &req) && !errors.Is(err, context.Canceled)
+	var transport net.Error
+	return !errors.As(err, &status) && !errors.As(err, &req) && !errors.As(err, &transport) &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // record updates the bundle status as the bundle plugin's process does.
