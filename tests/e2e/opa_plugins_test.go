@@ -270,36 +270,15 @@ func TestOPAPluginsFleet(t *testing.T) {
 	docroot := t.TempDir()
 	rev1, rev2 := buildSignedBundle(t, "fleet-1"), buildSignedBundle(t, "fleet-2")
 	publish(t, docroot, rev1)
-	nginx, err := launchNginx(t, bin, fmt.Sprintf("location /bundles/ { alias %s/; }", docroot))
-	if err != nil {
-		t.Fatalf("nginx: %v", err)
-	}
 	col := newLogCollector(t)
-	config := filepath.Join(t.TempDir(), "opa.yaml")
-	err = os.WriteFile(config, fmt.Appendf(nil, `
-services:
-  bundles: {url: %q}
+	config := bundleServerConfig(t, bin, docroot, fmt.Sprintf(`
   collector: {url: %q}
 labels: {fleet: e2e}
-keys:
-  test: {algorithm: RS256}
-bundles:
-  authz:
-    service: bundles
-    resource: /bundles/agentauthz.tar.gz
-    signing: {keyid: test}
-    polling: {min_delay_seconds: 1, max_delay_seconds: 1}
 decision_logs:
   service: collector
   reporting: {min_delay_seconds: 1, max_delay_seconds: 1}
 status: {service: collector}
-plugins:
-  agentauthz:
-    key_files: {test: %q}
-`, nginx.base, col.srv.URL, filepath.Join(moduleRoot, testPublicKey)), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
+`, col.srv.URL))
 	db := pgtest.NewDatabase(t)
 	seedWorld(t, db)
 	var replicas []*server
@@ -426,29 +405,7 @@ func TestReplicaAwaitingItsBundleDecidesNothingUntilItArrives(t *testing.T) {
 	t.Parallel()
 	bin := nginxBinary(t)
 	docroot := t.TempDir() // empty: the bundle server has nothing yet
-	nginx, err := launchNginx(t, bin, fmt.Sprintf("location /bundles/ { alias %s/; }", docroot))
-	if err != nil {
-		t.Fatalf("nginx: %v", err)
-	}
-	config := filepath.Join(t.TempDir(), "opa.yaml")
-	err = os.WriteFile(config, fmt.Appendf(nil, `
-services:
-  bundles: {url: %q}
-keys:
-  test: {algorithm: RS256}
-bundles:
-  authz:
-    service: bundles
-    resource: /bundles/agentauthz.tar.gz
-    signing: {keyid: test}
-    polling: {min_delay_seconds: 1, max_delay_seconds: 1}
-plugins:
-  agentauthz:
-    key_files: {test: %q}
-`, nginx.base, filepath.Join(moduleRoot, testPublicKey)), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
+	config := bundleServerConfig(t, bin, docroot, "")
 	db := sqliteURL(t)
 	seedWorld(t, db)
 	tok := mintCLI(t, db, "chubes-bot")
@@ -473,4 +430,35 @@ plugins:
 	if !d.Allow {
 		t.Fatalf("once the bundle serves, the owner's token is denied: %+v", d)
 	}
+}
+
+// bundleServerConfig starts nginx serving docroot under /bundles/ and
+// writes an OPA configuration that pulls agentauthz.tar.gz from it every
+// second, verified with the test-only key; more is YAML that continues the
+// services map (its first lines) and adds top-level sections.
+func bundleServerConfig(t *testing.T, nginxBin, docroot, more string) string {
+	t.Helper()
+	nginx, err := launchNginx(t, nginxBin, fmt.Sprintf("location /bundles/ { alias %s/; }", docroot))
+	if err != nil {
+		t.Fatalf("nginx: %v", err)
+	}
+	config := filepath.Join(t.TempDir(), "opa.yaml")
+	err = os.WriteFile(config, fmt.Appendf(nil, `
+keys:
+  test: {algorithm: RS256}
+bundles:
+  authz:
+    service: bundles
+    resource: /bundles/agentauthz.tar.gz
+    signing: {keyid: test}
+    polling: {min_delay_seconds: 1, max_delay_seconds: 1}
+plugins:
+  agentauthz:
+    key_files: {test: %q}
+services:
+  bundles: {url: %q}%s`, filepath.Join(moduleRoot, testPublicKey), nginx.base, more), 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return config
 }
