@@ -115,7 +115,7 @@ func (s *Service) evaluateAs(ctx context.Context, f *facts, probe bool) (d polic
 		key, memoizable = f.key(act.Generation)
 		if memoizable {
 			if d, ok := s.memo.cache.Get(key); ok {
-				s.cfg.Metrics.Decision(f.ability, d.Allow, true)
+				s.countDecision(f.ability, d.Allow, true, probe)
 				d.ID = id
 				return d, true, nil
 			}
@@ -132,9 +132,18 @@ func (s *Service) evaluateAs(ctx context.Context, f *facts, probe bool) (d polic
 		// otherwise file the new bundle's answer under the old key
 		s.memo.cache.Add(key, d) // stored without an id: each answer gets its own
 	}
-	s.cfg.Metrics.Decision(f.ability, d.Allow, false)
+	s.countDecision(f.ability, d.Allow, false, probe)
 	d.ID = id
 	return d, false, nil
+}
+
+// countDecision counts an answer in the metrics, or a probe apart from them.
+func (s *Service) countDecision(ability string, allow, memo, probe bool) {
+	if probe {
+		s.cfg.Metrics.ProbeDecision(ability, allow)
+		return
+	}
+	s.cfg.Metrics.Decision(ability, allow, memo)
 }
 
 // activation describes the active bundle, or is ErrUnavailable while the

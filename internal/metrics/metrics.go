@@ -36,7 +36,7 @@ func New() *Metrics {
 		}, []string{"method", "route", "status"}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "agentauthz_decisions_total",
-			Help: "Policy decisions by ability, result (allow, deny, error) and source (memo, eval).",
+			Help: "Policy decisions by ability, result (allow, deny, error) and source (memo, eval, probe: an evaluation over made-up candidates that narrows a listing's store query, never an answer).",
 		}, []string{"ability", "result", "source"}),
 		tokenLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "agentauthz_token_lookups_total",
@@ -80,6 +80,21 @@ func (m *Metrics) Decision(ability string, allow, memo bool) {
 		source = "memo"
 	}
 	m.decisions.WithLabelValues(ability, result, source).Inc()
+}
+
+// ProbeDecision records a probe: a real evaluation about made-up
+// candidates that narrows a listing's or search's store query. It is
+// counted apart (source "probe") so that the answers callers got are not
+// inflated by it.
+func (m *Metrics) ProbeDecision(ability string, allow bool) {
+	if m == nil {
+		return
+	}
+	result := "deny"
+	if allow {
+		result = "allow"
+	}
+	m.decisions.WithLabelValues(ability, result, "probe").Inc()
 }
 
 // DecisionError records an evaluation that failed (and so denied).
