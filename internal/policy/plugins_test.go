@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/agentauthz/agentauthz/internal/policy/policytest"
 )
 
 // localSignedConfig is an OPA configuration whose bundle is the local file
@@ -41,8 +43,8 @@ func TestSignedLocalBundle(t *testing.T) {
 		want    string // "" accepted; else part of the refusal
 	}{
 		{"signed by the configured key", signed, ""},
-		{"data.json tampered after signing", tamper(t, signed, "/data.json", tamperData), "data.json: digest mismatch"},
-		{"a policy tampered after signing", tamper(t, signed, "/main.rego", tamperRego), "main.rego: digest mismatch"},
+		{"data.json tampered after signing", policytest.Tamper(t, signed, "data.json", policytest.RankViewerAsAdmin(t)), "data.json: digest mismatch"},
+		{"a policy tampered after signing", policytest.Tamper(t, signed, "main.rego", tamperRego), "main.rego: digest mismatch"},
 		{"unsigned", buildBundle(t, "valid", "", nil), "signature"},
 		{"signed by another key", buildBundle(t, "valid", otherKey(t), nil), "verification"},
 	}
@@ -215,8 +217,8 @@ plugins: {agentauthz: {key_files: {test: %q}}}
 	}{
 		{"server down", nil, http.StatusServiceUnavailable, "Service Unavailable", false},
 		{"garbage", []byte("this is not a bundle"), 0, "gzip", true},
-		{"data.json tampered inside the roots", tamper(t, signed, "/data.json", tamperData), 0, "data.json: digest mismatch", true},
-		{"a policy tampered", tamper(t, signed, "/main.rego", tamperRego), 0, "main.rego: digest mismatch", true},
+		{"data.json tampered inside the roots", policytest.Tamper(t, signed, "data.json", policytest.RankViewerAsAdmin(t)), 0, "data.json: digest mismatch", true},
+		{"a policy tampered", policytest.Tamper(t, signed, "main.rego", tamperRego), 0, "main.rego: digest mismatch", true},
 		{"unsigned", buildBundle(t, "valid", "", nil), 0, "signature", true},
 	}
 	for _, st := range steps {

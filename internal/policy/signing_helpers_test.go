@@ -1,19 +1,14 @@
 package policy
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -62,78 +57,6 @@ func buildBundle(t testing.TB, name, signingKey string, extra map[string]string)
 		t.Fatalf("building %s: %v", name, err)
 	}
 	return buf.Bytes()
-}
-
-// tamper rewrites the file of a bundle tarball whose name ends in suffix.
-func tamper(t testing.TB, tarball []byte, suffix string, edit func([]byte) []byte) []byte {
-	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(tarball))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
-	var out bytes.Buffer
-	zw := gzip.NewWriter(&out)
-	tw := tar.NewWriter(zw)
-	found := false
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasSuffix(h.Name, suffix) {
-			edited := edit(b)
-			if bytes.Equal(edited, b) {
-				t.Fatalf("the edit left %s unchanged", h.Name)
-			}
-			b, found = edited, true
-			h.Size = int64(len(b))
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if !found {
-		t.Fatalf("no file ending in %s in the bundle", suffix)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
-}
-
-// tamperData ranks the viewer agent role as high as admin in a bundle's
-// data.json: an escalation inside the manifest's roots, which only the
-// signature's digest can catch.
-func tamperData(b []byte) []byte {
-	var data map[string]any
-	if err := json.Unmarshal(b, &data); err != nil {
-		panic(err)
-	}
-	cfg, _ := lookup(data, "agentauthz", "config").(map[string]any)
-	roles, ok := cfg["agent_roles"].(map[string]any)
-	if !ok {
-		panic("data.json has no agentauthz.config.agent_roles")
-	}
-	roles["viewer"] = roles["admin"]
-	out, err := json.Marshal(data)
-	if err != nil {
-		panic(err)
-	}
-	return out
 }
 
 // tamperRego makes the fixture policy allow everything: a policy edit

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentauthz/agentauthz/internal/policy/policytest"
 	"github.com/agentauthz/agentauthz/internal/store/pgtest"
 )
 
@@ -51,77 +51,15 @@ func buildSignedBundle(t *testing.T, rev string) string {
 // attacker on the bundle server could do.
 func tamperBundle(t *testing.T, signed string) string {
 	t.Helper()
-	in, err := os.Open(signed)
+	b, err := os.ReadFile(signed)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer in.Close()
-	zr, err := gzip.NewReader(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// entries are copied with their headers (opa build names them with a
-	// leading "/"), so only data.json's content differs from the signed bundle
 	out := filepath.Join(t.TempDir(), "tampered.tar.gz")
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tr, tw := tar.NewReader(zr), tar.NewWriter(zw)
-	tampered := false
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.TrimPrefix(h.Name, "/") == "data.json" {
-			b, tampered = rankViewerAsAdmin(t, b), true
-			h.Size = int64(len(b))
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if !tampered {
-		t.Fatalf("%s has no data.json", signed)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(out, policytest.Tamper(t, b, "data.json", policytest.RankViewerAsAdmin(t)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// rankViewerAsAdmin gives the viewer agent role the admin rank in a data.json.
-func rankViewerAsAdmin(t *testing.T, b []byte) []byte {
-	t.Helper()
-	var doc map[string]any
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
-	}
-	roles, ok := field(doc, "agentauthz", "config", "agent_roles").(map[string]any)
-	if !ok || roles["admin"] == nil {
-		t.Fatalf("data.json has no agentauthz.config.agent_roles.admin")
-	}
-	roles["viewer"] = roles["admin"]
-	b, err := json.Marshal(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // logged reports whether the server's log so far contains text.
