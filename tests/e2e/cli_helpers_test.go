@@ -107,26 +107,32 @@ type world struct {
 
 var worldAgents = []string{"chubes-bot", "acme-bot", "chubes-private", "carol-bot"}
 
-// seedWorld creates the cast through the CLI as the store operator.
+// worldSteps create the cast through the CLI as the store operator.
+var worldSteps = [][]string{
+	{"users", "create", "chubes", "--role=editor", "--name=Chris"},
+	{"users", "create", "sam", "--role=subscriber"},
+	{"users", "create", "carol", "--role=contributor"},
+	{"users", "create", "root", "--role=administrator"},
+	{"agents", "create", "chubes-bot", "--owner=chubes", `--tool-policy={"mode":"allow","tools":["web_search"]}`},
+	{"agents", "create", "acme-bot", "--owner=chubes"},
+	{"agents", "create", "chubes-private", "--owner=chubes"},
+	{"agents", "create", "carol-bot", "--owner=carol"},
+	{"agents", "access", "grant", "chubes-bot", "user:sam", "--role=operator"},
+	{"agents", "access", "grant", "chubes-bot", "user:carol", "--role=viewer"},
+	{"agents", "access", "grant", "chubes-bot", "audience:public", "--role=viewer"},
+	{"agents", "access", "grant", "acme-bot", "audience:acme", "--role=operator"},
+	{"agents", "access", "grant", "carol-bot", "acme", "--role=viewer"},
+}
+
+// seedWorld creates the cast: through the CLI as the store operator, or as
+// a copy of the first world the CLI seeded on this kind of store
+// (world_template_test.go).
 func seedWorld(t *testing.T, dbURL string) world {
 	t.Helper()
-	steps := [][]string{
-		{"users", "create", "chubes", "--role=editor", "--name=Chris"},
-		{"users", "create", "sam", "--role=subscriber"},
-		{"users", "create", "carol", "--role=contributor"},
-		{"users", "create", "root", "--role=administrator"},
-		{"agents", "create", "chubes-bot", "--owner=chubes", `--tool-policy={"mode":"allow","tools":["web_search"]}`},
-		{"agents", "create", "acme-bot", "--owner=chubes"},
-		{"agents", "create", "chubes-private", "--owner=chubes"},
-		{"agents", "create", "carol-bot", "--owner=carol"},
-		{"agents", "access", "grant", "chubes-bot", "user:sam", "--role=operator"},
-		{"agents", "access", "grant", "chubes-bot", "user:carol", "--role=viewer"},
-		{"agents", "access", "grant", "chubes-bot", "audience:public", "--role=viewer"},
-		{"agents", "access", "grant", "acme-bot", "audience:acme", "--role=operator"},
-		{"agents", "access", "grant", "carol-bot", "acme", "--role=viewer"},
-	}
-	for _, s := range steps {
-		cliJSON(t, dbURL, nil, s...)
+	if !cloneWorld(t, dbURL) {
+		if err := seedSteps(t, dbURL); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return world{db: dbURL, agents: worldAgents}
 }

@@ -60,14 +60,14 @@ func NewDatabase(t testing.TB) string {
 	name := "agentauthz_t_" + randomHex(8)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := execAdmin(ctx, admin, "CREATE DATABASE "+pq.QuoteIdentifier(name)); err != nil {
+	if err := AdminExec(ctx, admin, "CREATE DATABASE "+pq.QuoteIdentifier(name)); err != nil {
 		t.Fatalf("pgtest: create database %s on %s: %v", name, store.RedactURL(admin), err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		// FORCE ends connections a test left open (PostgreSQL 13+).
-		if err := execAdmin(ctx, admin, "DROP DATABASE IF EXISTS "+pq.QuoteIdentifier(name)+" WITH (FORCE)"); err != nil {
+		if err := AdminExec(ctx, admin, "DROP DATABASE IF EXISTS "+pq.QuoteIdentifier(name)+" WITH (FORCE)"); err != nil {
 			t.Errorf("pgtest: drop database %s: %v", name, err)
 		}
 	})
@@ -147,8 +147,9 @@ func ping(ctx context.Context, rawURL string) error {
 	return db.PingContext(ctx)
 }
 
-// execAdmin runs one statement on the server's maintenance database.
-func execAdmin(ctx context.Context, rawURL, statement string) error {
+// AdminExec runs one statement (CREATE DATABASE ..., DROP DATABASE ...) on
+// the server's maintenance database, rawURL (URL's answer).
+func AdminExec(ctx context.Context, rawURL, statement string) error {
 	db, err := sql.Open("postgres", rawURL)
 	if err != nil {
 		return err

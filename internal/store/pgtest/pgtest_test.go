@@ -46,7 +46,7 @@ func TestThrowawayClusterStartsAndStops(t *testing.T) {
 	if err != nil {
 		t.Fatalf("startCluster: %v", err)
 	}
-	if err := execAdmin(ctx, c.url, "CREATE DATABASE pgtest_probe"); err != nil {
+	if err := AdminExec(ctx, c.url, "CREATE DATABASE pgtest_probe"); err != nil {
 		t.Errorf("cluster at %s does not take statements: %v", c.url, err)
 	}
 	if err := c.stop(); err != nil {

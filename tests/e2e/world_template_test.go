@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lib/pq"
+
+	"github.com/agentauthz/agentauthz/internal/store/pgtest"
+)
+
+// Seeding the cast takes 13 CLI runs; about fifty tests seed it, on both
+// stores. The first world of each kind of store is seeded command by
+// command through the CLI (seedSteps) into a template, and every later one
+// is a copy of that template: a file copy for SQLite, CREATE DATABASE ...
+// TEMPLATE for PostgreSQL. The rows, ids and sequences are the ones the
+// CLI wrote. A target that is not empty any more (a server already
+// migrated it) is seeded through the CLI as before.
+
+// worldTemplate is one kind of store's seeded template.
+type worldTemplate struct {
+	once sync.Once
+	loc  string // SQLite: the file; PostgreSQL: the database name
+	err  error
+}
+
+var (
+	sqliteWorld, postgresWorld worldTemplate
+	// cloneMu serialises CREATE DATABASE ... TEMPLATE: PostgreSQL refuses
+	// a copy while another session uses the template.
+	cloneMu sync.Mutex
+)
+
+// cloneWorld copies the seeded template into dbURL and reports whether it
+// did; false means "seed it through the CLI".
+func cloneWorld(t *testing.T, dbURL string) bool {
+	t.Helper()
+	if path, ok := strings.CutPrefix(dbURL, "sqlite:"); ok && !strings.Contains(path, "?") {
+		return cloneSQLite(t, path)
+	}
+	if strings.HasPrefix(dbURL, "postgres://") {
+		return clonePostgres(t, dbURL)
+	}
+	return false
+}
+
+func cloneSQLite(t *testing.T, path string) bool {
+	t.Helper()
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return false // the test already made the file
+	}
+	sqliteWorld.once.Do(func() {
+		sqliteWorld.err = errUnfinished // until seedSteps returns (a t.Fatal inside it ends the Do)
+		sqliteWorld.loc = filepath.Join(filepath.Dir(binPath), "world-template.db")
+		sqliteWorld.err = seedSteps(t, "sqlite:"+sqliteWorld.loc)
+	})
+	if sqliteWorld.err != nil {
+		t.Fatalf("seeding the SQLite world template: %v", sqliteWorld.err)
+	}
+	// Every CLI run has exited, so the WAL is checkpointed; copy it too
+	// if SQLite kept one.
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(sqliteWorld.loc + suffix)
+		if suffix != "" && errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path+suffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return true
+}
+
+func clonePostgres(t *testing.T, dbURL string) bool {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if empty, err := postgresEmpty(ctx, dbURL); err != nil || !empty {
+		return false
+	}
+	admin := pgtest.URL(t)
+	postgresWorld.once.Do(func() {
+		postgresWorld.err = errUnfinished
+		postgresWorld.loc = "agentauthz_world_" + strings.TrimPrefix(name, "agentauthz_t_")
+		u.Path = "/" + postgresWorld.loc
+		if postgresWorld.err = pgtest.AdminExec(ctx, admin, "CREATE DATABASE "+pq.QuoteIdentifier(postgresWorld.loc)); postgresWorld.err == nil {
+			postgresWorld.err = seedSteps(t, u.String())
+		}
+		dropPostgresTemplate = func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return pgtest.AdminExec(ctx, admin, "DROP DATABASE IF EXISTS "+pq.QuoteIdentifier(postgresWorld.loc)+" WITH (FORCE)")
+		}
+	})
+	if postgresWorld.err != nil {
+		t.Fatalf("seeding the PostgreSQL world template: %v", postgresWorld.err)
+	}
+	cloneMu.Lock()
+	defer cloneMu.Unlock()
+	// The database pgtest made is empty and unused: replace it by a copy
+	// of the template under the same name (pgtest drops it at cleanup).
+	if err := pgtest.AdminExec(ctx, admin, "DROP DATABASE "+pq.QuoteIdentifier(name)); err != nil {
+		t.Fatalf("dropping %s to copy the world template into it: %v", name, err)
+	}
+	if err := pgtest.AdminExec(ctx, admin, "CREATE DATABASE "+pq.QuoteIdentifier(name)+" TEMPLATE "+pq.QuoteIdentifier(postgresWorld.loc)); err != nil {
+		t.Fatalf("copying the world template into %s: %v", name, err)
+	}
+	return true
+}
+
+// errUnfinished stands for a template whose seeding never returned.
+var errUnfinished = errors.New("the template's seeding did not finish")
+
+// dropPostgresTemplate removes the PostgreSQL template; TestMain calls it.
+var dropPostgresTemplate = func() error { return nil }
+
+// postgresEmpty reports whether nothing has migrated the database yet.
+func postgresEmpty(ctx context.Context, dbURL string) (bool, error) {
+	db, err := sql.Open("postgres", dbURL)
+	if err != nil {
+		return false, err
+	}
+	defer db.Close()
+	var tables int
+	err = db.QueryRowContext(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").Scan(&tables)
+	return tables == 0, err
+}
+
+// seedSteps runs the cast's CLI commands against dbURL.
+func seedSteps(t *testing.T, dbURL string) error {
+	t.Helper()
+	for _, s := range worldSteps {
+		r := cli(t, dbURL, append([]string{"--format=json"}, s...)...)
+		if r.code != 0 {
+			return fmt.Errorf("agentauthz %s: exit %d; stderr: %s", strings.Join(s, " "), r.code, r.stderr)
+		}
+	}
+	return nil
+}
