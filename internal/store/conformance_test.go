@@ -3,7 +3,11 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,7 +17,16 @@ import (
 	"github.com/agentauthz/agentauthz/internal/store/storetest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := pgtest.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	if sqliteTemplate.dir != "" {
+		_ = os.RemoveAll(sqliteTemplate.dir)
+	}
+	os.Exit(code)
+}
 
 // TestConformance runs the one conformance suite against both databases.
 func TestConformance(t *testing.T) {
@@ -39,10 +52,33 @@ func (o ownerRemoving) RemoveOwnerRow(ctx context.Context, userID int64) error {
 	return o.remove(ctx, userID)
 }
 
-// openSQLite returns a fresh migrated SQLite store in t's temp dir.
+// openSQLite returns a fresh migrated SQLite store in t's temp dir: a copy
+// of one file migrated once for the whole run (the migrations themselves
+// are tested on their own, in migrate_test.go).
 func openSQLite(t *testing.T) model.Store {
 	path := filepath.Join(t.TempDir(), "agentauthz.db")
-	s := openMigrated(t, "sqlite:"+path)
+	sqliteTemplate.once.Do(func() {
+		sqliteTemplate.err = errors.New("migrating the template did not finish")
+		dir, err := os.MkdirTemp("", "agentauthz-conformance-")
+		if err != nil {
+			sqliteTemplate.err = err
+			return
+		}
+		sqliteTemplate.dir = dir
+		sqliteTemplate.file = filepath.Join(dir, "migrated.db")
+		sqliteTemplate.err = migrateAndClose("sqlite:" + sqliteTemplate.file)
+	})
+	if sqliteTemplate.err != nil {
+		t.Fatalf("SQLite template: %v", sqliteTemplate.err)
+	}
+	b, err := os.ReadFile(sqliteTemplate.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := openStore(t, "sqlite:"+path)
 	return ownerRemoving{SQL: s, remove: func(ctx context.Context, userID int64) error {
 		// A side connection without foreign_keys: the delete does not
 		// cascade, so the agents outlive their owner.
@@ -51,10 +87,36 @@ func openSQLite(t *testing.T) model.Store {
 	}}
 }
 
-// openPostgres returns a fresh migrated store in its own PostgreSQL database.
+// sqliteTemplate is the SQLite file migrated once; TestMain removes it.
+var sqliteTemplate struct {
+	once      sync.Once
+	dir, file string
+	err       error
+}
+
+// migrateAndClose migrates the database of url and closes it: a template
+// must have no session open (PostgreSQL) and nothing left in its WAL
+// (SQLite).
+func migrateAndClose(url string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := store.Open(ctx, url)
+	if err != nil {
+		return err
+	}
+	if err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return err
+	}
+	return s.Close()
+}
+
+// openPostgres returns a fresh migrated store in its own PostgreSQL
+// database, a copy of one database migrated once for the whole run.
 func openPostgres(t *testing.T) model.Store {
-	url := pgtest.NewDatabase(t)
-	s := openMigrated(t, url)
+	tpl := pgtest.Template(t, "migrated", migrateAndClose)
+	url := pgtest.NewDatabaseFrom(t, tpl)
+	s := openStore(t, url)
 	return ownerRemoving{SQL: s, remove: func(ctx context.Context, userID int64) error {
 		if err := rawExec(ctx, "postgres", url, "ALTER TABLE agents DROP CONSTRAINT agents_owner_fkey"); err != nil {
 			return err
@@ -63,8 +125,8 @@ func openPostgres(t *testing.T) model.Store {
 	}}
 }
 
-// openMigrated opens url, migrates it and closes it when t ends.
-func openMigrated(t *testing.T, url string) *store.SQL {
+// openStore opens url (already migrated) and closes it when t ends.
+func openStore(t *testing.T, url string) *store.SQL {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -77,6 +139,15 @@ func openMigrated(t *testing.T, url string) *store.SQL {
 			t.Errorf("Close: %v", err)
 		}
 	})
+	return s
+}
+
+// openMigrated opens url, migrates it and closes it when t ends.
+func openMigrated(t *testing.T, url string) *store.SQL {
+	t.Helper()
+	s := openStore(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}

@@ -34,9 +34,6 @@ func TestMain(m *testing.M) {
 	// pgtest.Main(m) would exit before the built binary is removed, so this
 	// is its body with the cleanup added.
 	code := m.Run()
-	if err := dropPostgresTemplate(); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e: dropping the world template:", err)
-	}
 	if err := pgtest.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}

@@ -6,15 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/lib/pq"
 
 	"github.com/agentauthz/agentauthz/internal/store/pgtest"
 )
@@ -23,23 +20,19 @@ import (
 // stores. The first world of each kind of store is seeded command by
 // command through the CLI (seedSteps) into a template, and every later one
 // is a copy of that template: a file copy for SQLite, CREATE DATABASE ...
-// TEMPLATE for PostgreSQL. The rows, ids and sequences are the ones the
-// CLI wrote. A target that is not empty any more (a server already
-// migrated it) is seeded through the CLI as before.
+// TEMPLATE for PostgreSQL (pgtest.Template and pgtest.Refill). The rows,
+// ids and sequences are the ones the CLI wrote. A target that is not empty
+// any more (a server already migrated it) is seeded through the CLI.
 
-// worldTemplate is one kind of store's seeded template.
+// worldTemplate is the seeded SQLite template (pgtest.Template keeps the
+// PostgreSQL one).
 type worldTemplate struct {
 	once sync.Once
-	loc  string // SQLite: the file; PostgreSQL: the database name
+	loc  string
 	err  error
 }
 
-var (
-	sqliteWorld, postgresWorld worldTemplate
-	// cloneMu serialises CREATE DATABASE ... TEMPLATE: PostgreSQL refuses
-	// a copy while another session uses the template.
-	cloneMu sync.Mutex
-)
+var sqliteWorld worldTemplate
 
 // cloneWorld copies the seeded template into dbURL and reports whether it
 // did; false means "seed it through the CLI".
@@ -86,51 +79,19 @@ func cloneSQLite(t *testing.T, path string) bool {
 
 func clonePostgres(t *testing.T, dbURL string) bool {
 	t.Helper()
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	name := strings.TrimPrefix(u.Path, "/")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if empty, err := postgresEmpty(ctx, dbURL); err != nil || !empty {
 		return false
 	}
-	admin := pgtest.URL(t)
-	postgresWorld.once.Do(func() {
-		postgresWorld.err = errUnfinished
-		postgresWorld.loc = "agentauthz_world_" + strings.TrimPrefix(name, "agentauthz_t_")
-		u.Path = "/" + postgresWorld.loc
-		if postgresWorld.err = pgtest.AdminExec(ctx, admin, "CREATE DATABASE "+pq.QuoteIdentifier(postgresWorld.loc)); postgresWorld.err == nil {
-			postgresWorld.err = seedSteps(t, u.String())
-		}
-		dropPostgresTemplate = func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			return pgtest.AdminExec(ctx, admin, "DROP DATABASE IF EXISTS "+pq.QuoteIdentifier(postgresWorld.loc)+" WITH (FORCE)")
-		}
-	})
-	if postgresWorld.err != nil {
-		t.Fatalf("seeding the PostgreSQL world template: %v", postgresWorld.err)
-	}
-	cloneMu.Lock()
-	defer cloneMu.Unlock()
-	// The database pgtest made is empty and unused: replace it by a copy
-	// of the template under the same name (pgtest drops it at cleanup).
-	if err := pgtest.AdminExec(ctx, admin, "DROP DATABASE "+pq.QuoteIdentifier(name)); err != nil {
-		t.Fatalf("dropping %s to copy the world template into it: %v", name, err)
-	}
-	if err := pgtest.AdminExec(ctx, admin, "CREATE DATABASE "+pq.QuoteIdentifier(name)+" TEMPLATE "+pq.QuoteIdentifier(postgresWorld.loc)); err != nil {
-		t.Fatalf("copying the world template into %s: %v", name, err)
-	}
+	tpl := pgtest.Template(t, "e2e world", func(url string) error { return seedSteps(t, url) })
+	// The database pgtest made is empty and unused: refill it with a copy.
+	pgtest.Refill(t, dbURL, tpl)
 	return true
 }
 
 // errUnfinished stands for a template whose seeding never returned.
 var errUnfinished = errors.New("the template's seeding did not finish")
-
-// dropPostgresTemplate removes the PostgreSQL template; TestMain calls it.
-var dropPostgresTemplate = func() error { return nil }
 
 // postgresEmpty reports whether nothing has migrated the database yet.
 func postgresEmpty(ctx context.Context, dbURL string) (bool, error) {

@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -54,23 +55,114 @@ func URL(t testing.TB) string {
 
 // NewDatabase creates a fresh database agentauthz_t_<random> on the server
 // from URL, drops it when t ends, and returns its URL.
-func NewDatabase(t testing.TB) string {
+func NewDatabase(t testing.TB) string { return NewDatabaseFrom(t, "") }
+
+// NewDatabaseFrom is NewDatabase with the new database a copy of template
+// (a name from Template; "" is PostgreSQL's default, template1).
+func NewDatabaseFrom(t testing.TB, template string) string {
 	t.Helper()
 	admin := URL(t)
 	name := "agentauthz_t_" + randomHex(8)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := AdminExec(ctx, admin, "CREATE DATABASE "+pq.QuoteIdentifier(name)); err != nil {
+	if err := createDatabase(ctx, admin, name, template); err != nil {
 		t.Fatalf("pgtest: create database %s on %s: %v", name, store.RedactURL(admin), err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		// FORCE ends connections a test left open (PostgreSQL 13+).
-		if err := AdminExec(ctx, admin, "DROP DATABASE IF EXISTS "+pq.QuoteIdentifier(name)+" WITH (FORCE)"); err != nil {
+		if err := dropDatabase(ctx, admin, name); err != nil {
 			t.Errorf("pgtest: drop database %s: %v", name, err)
 		}
 	})
+	return withPath(t, admin, name)
+}
+
+// Refill replaces the database of dbURL (made by NewDatabase or
+// NewDatabaseFrom, and used by no session) with a copy of template, under
+// the same name, so the cleanup NewDatabase registered still drops it.
+func Refill(t testing.TB, dbURL, template string) {
+	t.Helper()
+	admin := URL(t)
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatalf("pgtest: %s: %v", store.RedactURL(dbURL), err)
+	}
+	name := u.Path[1:]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := AdminExec(ctx, admin, "DROP DATABASE "+pq.QuoteIdentifier(name)); err != nil {
+		t.Fatalf("pgtest: drop database %s to refill it: %v", name, err)
+	}
+	if err := createDatabase(ctx, admin, name, template); err != nil {
+		t.Fatalf("pgtest: refill database %s from %s: %v", name, template, err)
+	}
+}
+
+// template is one database Template made for the whole test binary.
+type template struct {
+	once sync.Once
+	name string
+	err  error
+}
+
+var (
+	templatesMu sync.Mutex
+	templates   = map[string]*template{}
+	// copyMu serialises copies of templates: PostgreSQL refuses to copy a
+	// database that another session is connected to, and a copy in
+	// progress briefly is one.
+	copyMu sync.Mutex
+)
+
+// Template returns the name of a database made once per test binary under
+// key and filled by fill (given its URL): a copy source for NewDatabaseFrom
+// and Refill, far cheaper than repeating fill. Stop (and so Main) drops it.
+// fill must close every connection it opened.
+func Template(t testing.TB, key string, fill func(dbURL string) error) string {
+	t.Helper()
+	admin := URL(t)
+	templatesMu.Lock()
+	tp := templates[key]
+	if tp == nil {
+		tp = &template{}
+		templates[key] = tp
+	}
+	templatesMu.Unlock()
+	tp.once.Do(func() {
+		tp.err = fmt.Errorf("filling template %q did not finish", key) // until fill returns
+		name := "agentauthz_tpl_" + randomHex(8)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := createDatabase(ctx, admin, name, ""); err != nil {
+			tp.err = err
+			return
+		}
+		tp.name = name
+		tp.err = fill(withPath(t, admin, name))
+	})
+	if tp.err != nil {
+		t.Fatalf("pgtest: template %q: %v", key, tp.err)
+	}
+	return tp.name
+}
+
+func createDatabase(ctx context.Context, admin, name, template string) error {
+	stmt := "CREATE DATABASE " + pq.QuoteIdentifier(name)
+	if template != "" {
+		stmt += " TEMPLATE " + pq.QuoteIdentifier(template)
+		copyMu.Lock()
+		defer copyMu.Unlock()
+	}
+	return AdminExec(ctx, admin, stmt)
+}
+
+// dropDatabase ends connections a test left open (FORCE, PostgreSQL 13+).
+func dropDatabase(ctx context.Context, admin, name string) error {
+	return AdminExec(ctx, admin, "DROP DATABASE IF EXISTS "+pq.QuoteIdentifier(name)+" WITH (FORCE)")
+}
+
+func withPath(t testing.TB, admin, name string) string {
 	u, err := url.Parse(admin)
 	if err != nil {
 		t.Fatalf("pgtest: server URL %s: %v", store.RedactURL(admin), err)
@@ -89,16 +181,29 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// Stop stops and removes the throwaway cluster, if pgtest started one.
+// Stop drops the templates and stops and removes the throwaway cluster, if
+// pgtest started one.
 func Stop() error {
+	var errs []error
+	templatesMu.Lock()
+	for key, tp := range templates {
+		if tp.name != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := dropDatabase(ctx, serverURL, tp.name); err != nil {
+				errs = append(errs, fmt.Errorf("pgtest: drop template %q (%s): %w", key, tp.name, err))
+			}
+			cancel()
+		}
+		delete(templates, key)
+	}
+	templatesMu.Unlock()
 	clusterMu.Lock()
 	defer clusterMu.Unlock()
-	if running == nil {
-		return nil
+	if running != nil {
+		errs = append(errs, running.stop())
+		running = nil
 	}
-	err := running.stop()
-	running = nil
-	return err
+	return errors.Join(errs...)
 }
 
 // find locates a server: DATABASE_URL if set (and nothing else, so a wrong
