@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -165,13 +166,14 @@ func TestRevocationByAnotherWriterIsEvictedWithinBound(t *testing.T) {
 			t.Parallel()
 			x := newReplica(t, url(t))
 			ctx := context.Background()
-			// Rounds of revocations made back to back, each timed from its
-			// own commit to its own eviction: a poll (SQLite) or a burst of
-			// notifications (PostgreSQL) must carry several changes, and
-			// the run waits for a round, not for every revocation in turn.
+			// Rounds of revocations committed at once, by concurrent
+			// writers, each timed from its own commit to its own eviction:
+			// one poll (SQLite) or one burst of notifications (PostgreSQL)
+			// carries several changes, and the run waits for a round, not
+			// for every revocation in turn.
 			rounds, perRound := 10, 5
 			if testing.Short() {
-				rounds = 1
+				rounds = 2
 			}
 			var lat []time.Duration
 			for range rounds {
@@ -180,30 +182,35 @@ func TestRevocationByAnotherWriterIsEvictedWithinBound(t *testing.T) {
 				for i := range perRound {
 					raws[i], toks[i] = x.issue(t)
 				}
-				revokedAt := make([]time.Time, perRound)
+				var mu sync.Mutex
+				revokedAt := make([]time.Time, perRound) // zero until committed
+				var wg sync.WaitGroup
+				for i, tok := range toks {
+					wg.Go(func() {
+						if _, _, err := x.other.RevokeToken(ctx, x.agent.ID, tok.ID, time.Now()); err != nil {
+							t.Error(err)
+							return
+						}
+						mu.Lock()
+						revokedAt[i] = time.Now()
+						mu.Unlock()
+					})
+				}
 				evicted := make([]bool, perRound)
-				// sweep records the evictions seen so far; it runs after
-				// every revocation too, so a token evicted while later ones
-				// were still being revoked is timed when it happened.
-				sweep := func(upTo int) bool {
+				eventually(t, bound, "every revoked token of the round evicted", func() bool {
+					mu.Lock()
+					defer mu.Unlock()
 					all := true
-					for i := range upTo {
-						if !evicted[i] && !x.cached(raws[i]) {
+					for i, raw := range raws {
+						if !evicted[i] && !revokedAt[i].IsZero() && !x.cached(raw) {
 							evicted[i] = true
 							lat = append(lat, time.Since(revokedAt[i]))
 						}
 						all = all && evicted[i]
 					}
 					return all
-				}
-				for i, tok := range toks {
-					if _, _, err := x.other.RevokeToken(ctx, x.agent.ID, tok.ID, time.Now()); err != nil {
-						t.Fatal(err)
-					}
-					revokedAt[i] = time.Now()
-					sweep(i)
-				}
-				eventually(t, bound, "every revoked token of the round evicted", func() bool { return sweep(perRound) })
+				})
+				wg.Wait()
 				for _, raw := range raws {
 					if _, err := x.r.LookupRaw(ctx, raw); reason(err) != principal.ReasonRevoked {
 						t.Fatalf("after revocation: %s, want revoked", reason(err))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -18,14 +17,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if err := pgtest.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	if sqliteTemplate.dir != "" {
-		_ = os.RemoveAll(sqliteTemplate.dir)
-	}
-	os.Exit(code)
+	pgtest.Main(m, func() {
+		if sqliteTemplate.dir != "" {
+			_ = os.RemoveAll(sqliteTemplate.dir)
+		}
+	})
 }
 
 // TestConformance runs the one conformance suite against both databases.

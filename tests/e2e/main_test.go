@@ -31,14 +31,7 @@ func TestMain(m *testing.M) {
 		_ = os.RemoveAll(dir)
 		os.Exit(1)
 	}
-	// pgtest.Main(m) would exit before the built binary is removed, so this
-	// is its body with the cleanup added.
-	code := m.Run()
-	if err := pgtest.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
+	pgtest.Main(m, func() { _ = os.RemoveAll(dir) })
 }
 
 // build compiles ./cmd/agentauthz once into dir.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -55,24 +54,24 @@ func cloneSQLite(t *testing.T, path string) bool {
 	sqliteWorld.once.Do(func() {
 		sqliteWorld.err = errUnfinished // until seedSteps returns (a t.Fatal inside it ends the Do)
 		sqliteWorld.loc = filepath.Join(filepath.Dir(binPath), "world-template.db")
-		sqliteWorld.err = seedSteps(t, "sqlite:"+sqliteWorld.loc)
+		seedSteps(t, "sqlite:"+sqliteWorld.loc)
+		sqliteWorld.err = nil
 	})
 	if sqliteWorld.err != nil {
 		t.Fatalf("seeding the SQLite world template: %v", sqliteWorld.err)
 	}
-	// Every CLI run has exited, so the WAL is checkpointed; copy it too
-	// if SQLite kept one.
-	for _, suffix := range []string{"", "-wal"} {
-		b, err := os.ReadFile(sqliteWorld.loc + suffix)
-		if suffix != "" && errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path+suffix, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	// The last connection of the last CLI run checkpointed the WAL into
+	// the file and removed it; a WAL left behind would hold rows the copy
+	// lacks.
+	if _, err := os.Stat(sqliteWorld.loc + "-wal"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the SQLite world template has a WAL beside it (%v): a copy of the file alone would miss rows", err)
+	}
+	b, err := os.ReadFile(sqliteWorld.loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 	return true
 }
@@ -81,10 +80,16 @@ func clonePostgres(t *testing.T, dbURL string) bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if _, ours := pgtest.DatabaseName(dbURL); !ours {
+		return false // not pgtest's to replace
+	}
 	if empty, err := postgresEmpty(ctx, dbURL); err != nil || !empty {
 		return false
 	}
-	tpl := pgtest.Template(t, "e2e world", func(url string) error { return seedSteps(t, url) })
+	tpl := pgtest.Template(t, "e2e world", func(url string) error {
+		seedSteps(t, url) // a failing step ends the test, and Template reports the fill unfinished
+		return nil
+	})
 	// The database pgtest made is empty and unused: refill it with a copy.
 	pgtest.Refill(t, dbURL, tpl)
 	return true
@@ -106,13 +111,9 @@ func postgresEmpty(ctx context.Context, dbURL string) (bool, error) {
 }
 
 // seedSteps runs the cast's CLI commands against dbURL.
-func seedSteps(t *testing.T, dbURL string) error {
+func seedSteps(t *testing.T, dbURL string) {
 	t.Helper()
-	for _, s := range worldSteps {
-		r := cli(t, dbURL, append([]string{"--format=json"}, s...)...)
-		if r.code != 0 {
-			return fmt.Errorf("agentauthz %s: exit %d; stderr: %s", strings.Join(s, " "), r.code, r.stderr)
-		}
+	for _, step := range worldSteps {
+		cliJSON(t, dbURL, nil, step...)
 	}
-	return nil
 }

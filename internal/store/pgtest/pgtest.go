@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,7 +63,7 @@ func NewDatabase(t testing.TB) string { return NewDatabaseFrom(t, "") }
 func NewDatabaseFrom(t testing.TB, template string) string {
 	t.Helper()
 	admin := URL(t)
-	name := "agentauthz_t_" + randomHex(8)
+	name := testDatabasePrefix + randomHex(8)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := createDatabase(ctx, admin, name, template); err != nil {
@@ -84,11 +85,10 @@ func NewDatabaseFrom(t testing.TB, template string) string {
 func Refill(t testing.TB, dbURL, template string) {
 	t.Helper()
 	admin := URL(t)
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatalf("pgtest: %s: %v", store.RedactURL(dbURL), err)
+	name, ok := DatabaseName(dbURL)
+	if !ok {
+		t.Fatalf("pgtest: Refill only replaces a database NewDatabase made, not %s", store.RedactURL(dbURL))
 	}
-	name := u.Path[1:]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := AdminExec(ctx, admin, "DROP DATABASE "+pq.QuoteIdentifier(name)); err != nil {
@@ -98,6 +98,20 @@ func Refill(t testing.TB, dbURL, template string) {
 		t.Fatalf("pgtest: refill database %s from %s: %v", name, template, err)
 	}
 }
+
+// DatabaseName is the name of the database of dbURL, and whether
+// NewDatabase or NewDatabaseFrom made it (only those are Refill's to drop).
+func DatabaseName(dbURL string) (string, bool) {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return "", false
+	}
+	name := strings.TrimPrefix(u.Path, "/")
+	return name, strings.HasPrefix(name, testDatabasePrefix)
+}
+
+// testDatabasePrefix starts the name of every database NewDatabase makes.
+const testDatabasePrefix = "agentauthz_t_"
 
 // template is one database Template made for the whole test binary.
 type template struct {
@@ -109,16 +123,13 @@ type template struct {
 var (
 	templatesMu sync.Mutex
 	templates   = map[string]*template{}
-	// copyMu serialises copies of templates: PostgreSQL refuses to copy a
-	// database that another session is connected to, and a copy in
-	// progress briefly is one.
-	copyMu sync.Mutex
 )
 
 // Template returns the name of a database made once per test binary under
 // key and filled by fill (given its URL): a copy source for NewDatabaseFrom
 // and Refill, far cheaper than repeating fill. Stop (and so Main) drops it.
-// fill must close every connection it opened.
+// fill must close every connection it opened: PostgreSQL refuses to copy
+// a database another session is connected to (copies may run at once).
 func Template(t testing.TB, key string, fill func(dbURL string) error) string {
 	t.Helper()
 	admin := URL(t)
@@ -151,8 +162,6 @@ func createDatabase(ctx context.Context, admin, name, template string) error {
 	stmt := "CREATE DATABASE " + pq.QuoteIdentifier(name)
 	if template != "" {
 		stmt += " TEMPLATE " + pq.QuoteIdentifier(template)
-		copyMu.Lock()
-		defer copyMu.Unlock()
 	}
 	return AdminExec(ctx, admin, stmt)
 }
@@ -171,10 +180,13 @@ func withPath(t testing.TB, admin, name string) string {
 	return u.String()
 }
 
-// Main runs the tests of m and then stops any cluster pgtest started; call
-// it from TestMain.
-func Main(m *testing.M) {
+// Main runs the tests of m, then the package's own cleanups, then Stop;
+// call it from TestMain.
+func Main(m *testing.M, cleanups ...func()) {
 	code := m.Run()
+	for _, c := range cleanups {
+		c()
+	}
 	if err := Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	}
