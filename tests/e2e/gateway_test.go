@@ -7,23 +7,72 @@ import (
 	"testing"
 )
 
+// gatewayKind is what differs between the real gateways the README
+// configures; the scenario they run is one (forwardAuthScenario).
+type gatewayKind struct {
+	name  string // for messages: "nginx", "Caddy"
+	bin   func(t *testing.T) string
+	start startGateway
+	// originalMethod and originalURI are the headers through which the
+	// gateway names the original request to agentauthz; copies a client
+	// sends must be overwritten.
+	originalMethod, originalURI string
+	// errorBodies: the client gets agentauthz's JSON error with its
+	// denied_by (Caddy's forward_auth copies the check's answer; nginx's
+	// auth_request keeps only the status).
+	errorBodies bool
+	// refusedStatus is what the client gets when agentauthz refuses to
+	// interpret the original path (400): nginx's auth_request turns any
+	// status other than 2xx, 401 and 403 into 500.
+	refusedStatus int
+}
+
+var (
+	nginxKind = gatewayKind{name: "nginx", bin: nginxBinary, start: startNginx,
+		originalMethod: "X-Original-Method", originalURI: "X-Original-URI",
+		refusedStatus: http.StatusInternalServerError}
+	caddyKind = gatewayKind{name: "Caddy", bin: caddyBinary, start: startCaddy,
+		originalMethod: "X-Forwarded-Method", originalURI: "X-Forwarded-Uri",
+		errorBodies: true, refusedStatus: http.StatusBadRequest}
+)
+
+// Real nginx (Debian's package, auth_request) runs the README's
+// forward-auth example in front of a recording upstream.
+func TestNginxForwardAuthGateway(t *testing.T) { forwardAuthScenario(t, nginxKind) }
+
 // Real Caddy (built from its Go module at the pinned version, forward_auth)
-// runs the README's Caddyfile example in front of a recording upstream: only
-// what agentauthz allows reaches the upstream, with the identity headers
-// Caddy copies from the check's answer; a denial, a missing or revoked
-// credential, a path outside the route table and a path agentauthz refuses
-// to interpret stop at Caddy. Every step counts the upstream's hits exactly.
-func TestCaddyForwardAuthGateway(t *testing.T) {
+// runs the README's Caddyfile example in front of a recording upstream.
+func TestCaddyForwardAuthGateway(t *testing.T) { forwardAuthScenario(t, caddyKind) }
+
+// The checks of the scenario can fail: with the gateway's check pointed at
+// an authorizer that answers 200 to everything, the denial check reports
+// the request that got through.
+func TestNginxForwardAuthGatewayCheckCatchesAnAlways200Authorizer(t *testing.T) {
 	t.Parallel()
-	bin := caddyBinary(t)
+	checkCatchesAnAlways200Authorizer(t, nginxBinary(t), startNginx)
+}
+
+func TestCaddyForwardAuthGatewayCheckCatchesAnAlways200Authorizer(t *testing.T) {
+	t.Parallel()
+	checkCatchesAnAlways200Authorizer(t, caddyBinary(t), startCaddy)
+}
+
+// forwardAuthScenario: only what agentauthz allows reaches the upstream,
+// with the identity headers the gateway copies from the check's answer; a
+// denial, a missing or revoked credential, a path outside the route table
+// and a path agentauthz refuses to interpret stop at the gateway. Every
+// step counts the upstream's hits exactly, on both stores.
+func forwardAuthScenario(t *testing.T, kind gatewayKind) {
+	t.Parallel()
+	bin := kind.bin(t)
 	eachStore(t, func(t *testing.T, db string) {
 		seedWorld(t, db)
-		// No --trusted-proxies here (the last step trusts Caddy with a
-		// server of its own). An hour of cache: the revocation below must
+		// No --trusted-proxies here (the last step trusts the gateway with
+		// a server of its own). An hour of cache: the revocation below must
 		// evict, not expire.
 		srv := startServer(t, db, "--cache-ttl=1h")
 		up := newUpstream(t)
-		gw := startCaddy(t, bin, srv.base, up)
+		gw := kind.start(t, bin, srv.base, up)
 
 		full := mintCLI(t, db, "chubes-bot")
 		chatOnly := mintCLI(t, db, "chubes-bot", `--capabilities=["datamachine_chat"]`)
@@ -48,15 +97,15 @@ func TestCaddyForwardAuthGateway(t *testing.T) {
 			wantUpstreamIdentity(t, up, "POST", "/agents/chubes-bot/chat", "", "chat", "")
 		})
 		t.Run("identity headers a client sends are removed or overwritten", func(t *testing.T) {
-			// The chat route names no tool: Caddy must drop the client's
-			// X-Agentauthz-Tool rather than pass it on.
+			// The chat route names no tool: the gateway must drop the
+			// client's X-Agentauthz-Tool rather than pass it on.
 			through(t, passes, "POST", "/agents/chubes-bot/chat", "", bearer(chatOnly.Token),
 				header("X-Agentauthz-Agent", "acme-bot"), header("X-Agentauthz-Owner", "root"),
 				header("X-Agentauthz-Decision-Id", "forged"), header("X-Agentauthz-Action", "manage_flows"),
 				header("X-Agentauthz-Tool", "shell"))
 			wantUpstreamIdentity(t, up, "POST", "/agents/chubes-bot/chat", "", "chat", "")
 		})
-		t.Run("a denied request gets 403 with denied_by and never reaches the upstream", func(t *testing.T) {
+		t.Run("a denied request gets 403 and never reaches the upstream", func(t *testing.T) {
 			// chatOnly lacks datamachine_use_tools (token_ceiling); the
 			// agent's tool policy allows only web_search (tool_policy).
 			for _, c := range []struct {
@@ -66,19 +115,22 @@ func TestCaddyForwardAuthGateway(t *testing.T) {
 				{full.Token, "/agents/chubes-bot/tools/shell", "tool_policy"},
 			} {
 				r := through(t, stops(http.StatusForbidden), "POST", c.path, "", bearer(c.tok))
+				if !kind.errorBodies {
+					continue
+				}
 				if e := r.apiError(t); e.Error.Code != "forbidden" || !contains(e.Error.DeniedBy, c.layer) {
-					t.Errorf("POST %s: error %+v, want forbidden denied_by %s passed on by Caddy", c.path, e.Error, c.layer)
+					t.Errorf("POST %s: error %+v, want forbidden denied_by %s passed on by %s", c.path, e.Error, c.layer, kind.name)
 				}
 			}
 		})
 		t.Run("original-request headers a client sends are overwritten", func(t *testing.T) {
 			through(t, stops(http.StatusForbidden), "POST", "/agents/chubes-bot/tools/web_search", "", bearer(chatOnly.Token),
-				header("X-Forwarded-Method", "POST"), header("X-Forwarded-Uri", "/agents/chubes-bot/chat"))
+				header(kind.originalMethod, "POST"), header(kind.originalURI, "/agents/chubes-bot/chat"))
 		})
 		t.Run("no token or a bad one gets 401 and never reaches the upstream", func(t *testing.T) {
 			r := through(t, stops(http.StatusUnauthorized), "POST", "/agents/chubes-bot/chat", "")
 			if h := r.header.Get("WWW-Authenticate"); !strings.HasPrefix(h, "Bearer") {
-				t.Errorf("WWW-Authenticate %q, want agentauthz's Bearer challenge passed on by Caddy", h)
+				t.Errorf("WWW-Authenticate %q, want agentauthz's Bearer challenge passed on by %s", h, kind.name)
 			}
 			through(t, stops(http.StatusUnauthorized), "POST", "/agents/chubes-bot/chat", "", bearer("datamachine_chubes-bot_not-a-token"))
 		})
@@ -87,12 +139,13 @@ func TestCaddyForwardAuthGateway(t *testing.T) {
 			through(t, stops(http.StatusForbidden), "DELETE", "/agents/chubes-bot/chat", "", bearer(full.Token)) // a method outside the table
 			through(t, stops(http.StatusForbidden), "GET", "/", "", bearer(full.Token))
 		})
-		t.Run("a path agentauthz cannot interpret gets 400 and never reaches the upstream", func(t *testing.T) {
+		t.Run("a path agentauthz cannot interpret is refused and never reaches the upstream", func(t *testing.T) {
 			for _, path := range []string{
 				"/agents/chubes-bot/tools/web_search%2F..%2Fshell", // an encoded slash
 				"/agents/chubes-bot/tools/%2e%2e",                  // an encoded dot segment
 			} {
-				if r := through(t, stops(http.StatusBadRequest), "POST", path, "", bearer(full.Token)); r.apiError(t).Error.Code != "invalid_original_request" {
+				r := through(t, stops(kind.refusedStatus), "POST", path, "", bearer(full.Token))
+				if kind.errorBodies && r.apiError(t).Error.Code != "invalid_original_request" {
 					t.Errorf("POST %s: %s, want invalid_original_request", path, r.body)
 				}
 			}
@@ -104,18 +157,10 @@ func TestCaddyForwardAuthGateway(t *testing.T) {
 			through(t, stops(http.StatusUnauthorized), "POST", "/agents/chubes-bot/chat", "", bearer(tok.Token))
 			through(t, passes, "POST", "/agents/chubes-bot/chat", "", bearer(full.Token)) // the others still pass
 		})
-		t.Run("trusted by agentauthz, Caddy strips the client's identity headers", func(t *testing.T) {
-			checkTrustedGatewayStripsIdentity(t, db, bin, startCaddy)
+		t.Run("trusted by agentauthz, the gateway strips the client's identity headers", func(t *testing.T) {
+			checkTrustedGatewayStripsIdentity(t, db, bin, kind.start)
 		})
 	})
-}
-
-// The checks above can fail: with forward_auth pointed at an authorizer that
-// answers 200 to everything, the denial check reports the request that got
-// through.
-func TestCaddyForwardAuthGatewayCheckCatchesAnAlways200Authorizer(t *testing.T) {
-	t.Parallel()
-	checkCatchesAnAlways200Authorizer(t, caddyBinary(t), startCaddy)
 }
 
 // passage is what one request through a gateway must come to: the status
