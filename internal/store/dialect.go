@@ -23,6 +23,9 @@ type dialect struct {
 	timeArg func(time.Time) any
 	// maxOpenConns bounds the connection pool; 0 leaves it unbounded.
 	maxOpenConns int
+	// touchQuery is TouchTokens' statement: its one parameter is a JSON
+	// object from token id to time (sqliteTimeLayout text).
+	touchQuery string
 }
 
 var postgresDialect = dialect{
@@ -34,6 +37,9 @@ var postgresDialect = dialect{
 	// A few dozen connections per replica is plenty; the server is the
 	// shared resource.
 	maxOpenConns: 32,
+	touchQuery: `UPDATE agent_tokens AS t SET last_used_at = v.value::timestamptz
+	  FROM jsonb_each_text($1::jsonb) AS v
+	 WHERE t.id = v.key::bigint AND (t.last_used_at IS NULL OR t.last_used_at < v.value::timestamptz)`,
 }
 
 var sqliteDialect = dialect{
@@ -47,6 +53,12 @@ var sqliteDialect = dialect{
 	// writers race for the file lock; busy_timeout and BEGIN IMMEDIATE
 	// (see sqliteDSN) cover other processes such as the CLI.
 	maxOpenConns: 1,
+	// The stored text is sqliteTimeLayout, so text comparison is
+	// chronological; agent_tokens.id is the rowid, so each row of the
+	// array is one rowid lookup.
+	touchQuery: `UPDATE agent_tokens SET last_used_at = v.value
+	  FROM json_each(?) AS v
+	 WHERE agent_tokens.id = CAST(v.key AS INTEGER) AND (agent_tokens.last_used_at IS NULL OR agent_tokens.last_used_at < v.value)`,
 }
 
 // sqliteTimeLayout is fixed width (always nine fractional digits, always

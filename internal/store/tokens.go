@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -322,15 +323,16 @@ func (s *SQL) lineageEnded(ctx context.Context, q sqlx.ExtContext, parentID int6
 	return false, nil
 }
 
-// touchChunk is the most rows TouchTokens updates in one transaction. On
-// SQLite the pool's only connection belongs to the transaction while it
-// runs (~14 µs a row), so a chunk holds it for ~7 ms; lookups queued behind
-// it run between chunks instead of waiting for the whole batch.
+// touchChunk is the most rows one TouchTokens statement updates. On SQLite
+// the pool's only connection is busy while it runs (~1 µs a row), so
+// lookups queued behind a large flush run between chunks.
 const touchChunk = 500
 
-// TouchTokens records last_used_at for many tokens, in transactions of at
-// most touchChunk rows with one prepared statement each, releasing the
-// connection between them; it never moves a timestamp backwards. Tokens are
+// TouchTokens records last_used_at for many tokens, touchChunk rows per
+// statement: the chunk travels as one JSON parameter, {"<id>": "<at>", …},
+// which the dialect's touchQuery unpacks (jsonb_each_text on PostgreSQL,
+// json_each on SQLite), so a flush costs one round trip per chunk rather
+// than one per token. It never moves a timestamp backwards. Tokens are
 // updated in id order so concurrent callers lock rows in the same order.
 //
 // The batch is not atomic: on an error the chunks before it stay committed.
@@ -346,24 +348,24 @@ func (s *SQL) TouchTokens(ctx context.Context, used map[int64]time.Time) error {
 	}
 	slices.Sort(ids)
 	const op = "touch tokens"
+	var buf []byte
 	for chunk := range slices.Chunk(ids, touchChunk) {
-		err := s.inTx(ctx, op, func(tx *sqlx.Tx) error {
-			stmt, err := tx.PreparexContext(ctx, tx.Rebind(
-				`UPDATE agent_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`))
-			if err != nil {
-				return dbError(op, err)
+		buf = append(buf[:0], '{')
+		for i, id := range chunk {
+			if i > 0 {
+				buf = append(buf, ',')
 			}
-			defer stmt.Close()
-			for _, id := range chunk {
-				at := s.timeArg(used[id])
-				if _, err := stmt.ExecContext(ctx, at, id, at); err != nil {
-					return dbError(fmt.Sprintf("%s: token %d", op, id), err)
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return err
+			// Both are plain text: a decimal id and a fixed-width UTC time,
+			// which both databases read as a timestamp.
+			buf = append(buf, '"')
+			buf = strconv.AppendInt(buf, id, 10)
+			buf = append(buf, `":"`...)
+			buf = normalTime(used[id]).AppendFormat(buf, sqliteTimeLayout)
+			buf = append(buf, '"')
+		}
+		buf = append(buf, '}')
+		if _, err := s.db.ExecContext(ctx, s.d.touchQuery, string(buf)); err != nil {
+			return dbError(fmt.Sprintf("%s: %d tokens from id %d", op, len(chunk), chunk[0]), err)
 		}
 	}
 	return nil

@@ -247,7 +247,7 @@ var tokenRules = []rule{
 		}
 	}},
 	{"touch of a batch larger than one transaction writes every row, never backwards", func(t *testing.T, s model.Store) {
-		// The SQL store writes at most 500 rows per transaction: 1,001
+		// The SQL store writes at most 500 rows per statement: 1,001
 		// tokens and two unknown ids (ignored) span three chunks. The
 		// second batch moves every other token backwards (ignored) and the
 		// rest forwards, on both sides of every chunk boundary.
