@@ -89,10 +89,10 @@ bench: bench-go bench-load bench-fleet ## Go benchmarks and the HTTP load harnes
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
 
-bench-load: build ## the load harness: about 6 minutes with the default sizes and windows
+bench-load: build ## the load harness: about 9 minutes with the default sizes and windows
 	$(GO) run ./tests/load --mix-sizes=$(BENCH_MIX_SIZES) --profile=$(BENCH_PROFILE) $(LOADFLAGS)
 
-bench-mix: build ## only the mixed workload
+bench-mix: build ## only the mixed workload (about 6 minutes)
 	$(GO) run ./tests/load --repeated=false --mix-sizes=$(BENCH_MIX_SIZES) --profile=$(BENCH_PROFILE) $(LOADFLAGS)
 
 bench-fleet: build ## three replicas on one PostgreSQL under load: revocation-to-refusal p50/p99/max, cached vs uncached (needs PostgreSQL: $$DATABASE_URL or 127.0.0.1:5432; about a minute)

@@ -12,7 +12,7 @@
 // PostgreSQL, how late a revocation reaches the others under load.
 // Run from the repository root:
 //
-//	go run ./tests/load [--bin bin/agentauthz] [--concurrency 16,64] [--warmup 2s] [--duration 8s] [--mix-sizes 1000,10000,100000]
+//	go run ./tests/load [--bin bin/agentauthz] [--concurrency 16,64] [--warmup 2s] [--duration 8s] [--mix-sizes 1000,10000,100000] [--mix-settle 60s]
 //	go run ./tests/load --fleet [--concurrency 16] [--fleet-tokens 2000] [--fleet-revocations 120] [--fleet-cli-share 0.1]
 //
 // The last lines are `ratio agentauthz/opa: X.XX`, the lower of the
@@ -60,6 +60,7 @@ type config struct {
 	mixSizes    []int
 	mixDist     string
 	mixPerAgent int
+	mixSettle   time.Duration
 	profile     string
 	// --fleet (fleet.go)
 	fleet            bool
@@ -101,6 +102,7 @@ func parseFlags() (config, error) {
 	flag.StringVar(&sizes, "mix-sizes", "1000,10000,100000", "token counts of the mixed workload, comma-separated; empty skips the mix")
 	flag.StringVar(&c.mixDist, "mix-dist", "uniform", "how the mix draws tokens: uniform or zipf")
 	flag.IntVar(&c.mixPerAgent, "mix-tokens-per-agent", 20, "tokens per agent in the mix")
+	flag.DurationVar(&c.mixSettle, "mix-settle", 60*time.Second, "unmeasured load on agentauthz before each mix size's windows (default: one default --cache-ttl, so the token cache is in the steady state of a server that has run longer than its TTL); 0 measures from a cold cache")
 	flag.StringVar(&c.profile, "profile", "", "directory for perf profiles of agentauthz under the mix (an extra window per size); empty: no profile")
 	flag.BoolVar(&c.fleet, "fleet", false, "measure only the fleet: three replicas on one PostgreSQL (--pg-url), load at the first --concurrency, revocation-to-refusal latency (fleet.go)")
 	flag.IntVar(&c.fleetTokens, "fleet-tokens", 2000, "load tokens seeded for --fleet")
@@ -139,6 +141,9 @@ func parseFlags() (config, error) {
 	}
 	if c.warmup < 0 || c.duration <= 0 || c.duration > 10*time.Minute {
 		return c, fmt.Errorf("--warmup must be ≥ 0 and --duration in (0, 10m]")
+	}
+	if c.mixSettle < 0 || c.mixSettle > 30*time.Minute {
+		return c, fmt.Errorf("--mix-settle must be in [0, 30m]")
 	}
 	root, err := os.Getwd()
 	if err != nil {
@@ -453,8 +458,12 @@ func printSetup(cfg config) {
 	}
 	fmt.Printf("machine: %d CPUs (GOMAXPROCS %d), %s; load generator and servers share them: compare ratios, not absolute numbers\n",
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
-	fmt.Printf("setup: agentauthz serve --access-log=%t --cache-ttl=5s on SQLite; opa run --server (go tool opa, pinned) on the same policies and bundle data; %s\n",
-		cfg.accessLog, gogc)
+	ttl := "--cache-ttl=5s (the repeated question; the mix: the default, 60s)"
+	if !cfg.repeated {
+		ttl = "the default --cache-ttl (60s)"
+	}
+	fmt.Printf("setup: agentauthz serve --access-log=%t, %s, on SQLite; opa run --server (go tool opa, pinned) on the same policies and bundle data; %s\n",
+		cfg.accessLog, ttl, gogc)
 	if cfg.repeated {
 		fmt.Printf("request: POST /v1/authorize {\"action\":\"use_tools\",\"tool\":\"web_search\"} with a bearer token vs POST /v1/data/agentauthz/main/decision with the same input; warm-up %s, window %s\n",
 			cfg.warmup, cfg.duration)

@@ -764,6 +764,21 @@ func runMix(ctx context.Context, cfg config, ps *procs, opaBin, bundleDir string
 			ours.stop()
 			return sum, nil, fmt.Errorf("mix @%d tokens: the servers do not answer as expected: %w", n, err)
 		}
+		if cfg.mixSettle > 0 {
+			// Unmeasured: the windows below then see the token cache a
+			// long-running server has (entries of every age up to the TTL,
+			// store lookups at about tokens ÷ TTL per second), not the cold
+			// one of a fresh start.
+			c := cfg.concurrency[0]
+			fmt.Fprintf(os.Stderr, "load: mix @%d tokens: settling for %s at c%d\n", n, cfg.mixSettle, c)
+			r := driveMeasured(ctx, w.ourTarget(ours.base, uint64(si+1)<<32|0xffff<<16), ours, ours.base, n, c, 0, cfg.mixSettle)
+			line := fmt.Sprintf("mix @%d tokens: agentauthz settled under %s of the same load at c%d before measuring (%s)", n, cfg.mixSettle, c, r.paths())
+			if r.errors > 0 || r.requests == 0 {
+				sum.failed = true
+				line += fmt.Sprintf("; FAILED: %d errors, first: %s", r.errors, r.firstErr)
+			}
+			sum.lines = append(sum.lines, line)
+		}
 		bySize[n] = map[int]mixResult{}
 		for ci, c := range cfg.concurrency {
 			seed := uint64(si+1)<<32 | uint64(ci+1)<<16
