@@ -37,9 +37,14 @@ var postgresDialect = dialect{
 	// A few dozen connections per replica is plenty; the server is the
 	// shared resource.
 	maxOpenConns: 32,
-	touchQuery: `UPDATE agent_tokens AS t SET last_used_at = v.value::timestamptz
-	  FROM jsonb_each_text($1::jsonb) AS v
-	 WHERE t.id = v.key::bigint AND (t.last_used_at IS NULL OR t.last_used_at < v.value::timestamptz)`,
+	// The rows are locked first, in id order (ORDER BY is applied before
+	// FOR UPDATE locks), so flushes by several replicas that share tokens
+	// never lock two rows in opposite orders, whatever plan each gets.
+	touchQuery: `WITH v AS (SELECT key::bigint AS id, value::timestamptz AS at FROM jsonb_each_text($1::jsonb)),
+	     l AS (SELECT t.id FROM agent_tokens t JOIN v ON v.id = t.id ORDER BY t.id FOR UPDATE OF t)
+	UPDATE agent_tokens AS t SET last_used_at = v.at
+	  FROM v JOIN l ON l.id = v.id
+	 WHERE t.id = v.id AND (t.last_used_at IS NULL OR t.last_used_at < v.at)`,
 }
 
 var sqliteDialect = dialect{
@@ -54,8 +59,9 @@ var sqliteDialect = dialect{
 	// (see sqliteDSN) cover other processes such as the CLI.
 	maxOpenConns: 1,
 	// The stored text is sqliteTimeLayout, so text comparison is
-	// chronological; agent_tokens.id is the rowid, so each row of the
-	// array is one rowid lookup.
+	// chronological; agent_tokens.id is the rowid, so each member of the
+	// object is one rowid lookup. SQLite has one writer at a time: no lock
+	// order to keep.
 	touchQuery: `UPDATE agent_tokens SET last_used_at = v.value
 	  FROM json_each(?) AS v
 	 WHERE agent_tokens.id = CAST(v.key AS INTEGER) AND (agent_tokens.last_used_at IS NULL OR agent_tokens.last_used_at < v.value)`,

@@ -765,34 +765,48 @@ func runMix(ctx context.Context, cfg config, ps *procs, opaBin, bundleDir string
 			return sum, nil, fmt.Errorf("mix @%d tokens: the servers do not answer as expected: %w", n, err)
 		}
 		if cfg.mixSettle > 0 {
-			// Unmeasured: the windows below then see the token cache a
-			// long-running server has (entries of every age up to the TTL,
-			// store lookups at about tokens ÷ TTL per second), not the cold
-			// one of a fresh start.
+			// Unmeasured: the windows below then see a token cache that
+			// has served for a TTL, near the steady state of a long-running
+			// server (each window's line gives that state's hit share to
+			// compare), not the cold one of a fresh start.
 			c := cfg.concurrency[0]
 			fmt.Fprintf(os.Stderr, "load: mix @%d tokens: settling for %s at c%d\n", n, cfg.mixSettle, c)
 			r := driveMeasured(ctx, w.ourTarget(ours.base, uint64(si+1)<<32|0xffff<<16), ours, ours.base, n, c, 0, cfg.mixSettle)
 			line := fmt.Sprintf("mix @%d tokens: agentauthz settled under %s of the same load at c%d before measuring (%s)", n, cfg.mixSettle, c, r.paths())
-			if r.errors > 0 || r.requests == 0 {
+			switch {
+			case r.errors > 0:
 				sum.failed = true
 				line += fmt.Sprintf("; FAILED: %d errors, first: %s", r.errors, r.firstErr)
+			case r.requests == 0:
+				sum.failed = true
+				line += "; FAILED: no request completed"
 			}
 			sum.lines = append(sum.lines, line)
 		}
+		// agentauthz's windows run back to back right after the settle, so
+		// its cache does not age while OPA's servers (which hold no state
+		// that expires) are measured; then OPA's, with the same questions.
 		bySize[n] = map[int]mixResult{}
+		seeds := make([]uint64, len(cfg.concurrency))
 		for ci, c := range cfg.concurrency {
-			seed := uint64(si+1)<<32 | uint64(ci+1)<<16
-			a := driveMeasured(ctx, w.ourTarget(ours.base, seed), ours, ours.base, n, c, cfg.warmup, cfg.duration)
-			o := driveMeasured(ctx, w.opaTarget(opaOurs.base, seed, false), opaOurs, "", n, c, cfg.warmup, cfg.duration)
-			mn := driveMeasured(ctx, w.opaTarget(opaMin.base, seed, true), opaMin, "", n, c, cfg.warmup, cfg.duration)
+			seeds[ci] = uint64(si+1)<<32 | uint64(ci+1)<<16
+			bySize[n][c] = driveMeasured(ctx, w.ourTarget(ours.base, seeds[ci]), ours, ours.base, n, c, cfg.warmup, cfg.duration)
+		}
+		for ci, c := range cfg.concurrency {
+			a := bySize[n][c]
+			o := driveMeasured(ctx, w.opaTarget(opaOurs.base, seeds[ci], false), opaOurs, "", n, c, cfg.warmup, cfg.duration)
+			mn := driveMeasured(ctx, w.opaTarget(opaMin.base, seeds[ci], true), opaMin, "", n, c, cfg.warmup, cfg.duration)
 			all = append(all, a, o, mn)
-			bySize[n][c] = a
 			line := fmt.Sprintf("mix @%d tokens c%d agentauthz paths: %s", n, c, a.paths())
 			if w.cdf == nil {
 				// the tokens a uniform draw touches within one cache TTL
-				// (the default 60 s) and one last_used_at flush interval (5 s)
-				line += fmt.Sprintf("; working set ≈ %.0f tokens per 60 s TTL, %.0f per 5 s flush (token cache %d)",
-					workingSet(n, a.rps(), 60*time.Second), workingSet(n, a.rps(), 5*time.Second), cacheSize)
+				// (the default 60 s) and one last_used_at flush interval
+				// (5 s), and the hit share of a settled cache at this rate:
+				// each entry lives one TTL from the miss that filled it, so
+				// a token asked λ times a second misses once per 1 + λ·TTL.
+				lt := a.rps() * 60 / float64(n)
+				line += fmt.Sprintf("; working set ≈ %.0f tokens per 60 s TTL, %.0f per 5 s flush (token cache %d); a settled cache would answer ≈ %.1f%%",
+					workingSet(n, a.rps(), 60*time.Second), workingSet(n, a.rps(), 5*time.Second), cacheSize, 100*lt/(1+lt))
 			}
 			sum.lines = append(sum.lines, line)
 			ro, rm := a.rps()/o.rps(), a.rps()/mn.rps()

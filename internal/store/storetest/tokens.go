@@ -246,7 +246,7 @@ var tokenRules = []rule{
 			equal(t, "last_used_at after touching "+st.touch.Format(time.RFC3339Nano), r.Token.LastUsedAt, ptr(st.want))
 		}
 	}},
-	{"touch of a batch larger than one transaction writes every row, never backwards", func(t *testing.T, s model.Store) {
+	{"touch of a batch larger than one statement writes every row, never backwards", func(t *testing.T, s model.Store) {
 		// The SQL store writes at most 500 rows per statement: 1,001
 		// tokens and two unknown ids (ignored) span three chunks. The
 		// second batch moves every other token backwards (ignored) and the
