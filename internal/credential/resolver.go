@@ -239,6 +239,9 @@ func (r *Resolver) entry(ctx context.Context, hash string) (e *Entry, cached boo
 		r.rememberUnknown(hash)
 		return nil, false, &principal.AuthError{Reason: principal.ReasonUnknown}
 	}
+	// Equal in content: keep one copy, the cache key's, not a second one
+	// per entry.
+	res.Token.Hash = hash
 	e = &Entry{Resolved: res}
 	if r.cache != nil {
 		r.mu.Lock()

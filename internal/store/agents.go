@@ -30,7 +30,7 @@ func (r agentRow) agent() (model.Agent, error) {
 		return model.Agent{}, corruptRow(fmt.Sprintf("agent %d tool_policy", r.ID), err)
 	}
 	return model.Agent{
-		ID: r.ID, Slug: r.Slug, Name: r.Name, OwnerID: r.OwnerID, Status: r.Status,
+		ID: r.ID, Slug: r.Slug, Name: r.Name, OwnerID: r.OwnerID, Status: intern(r.Status),
 		ToolPolicy: tp, CreatedAt: r.CreatedAt.T, UpdatedAt: r.UpdatedAt.T,
 	}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+	"unique"
 
 	"github.com/agentauthz/agentauthz/internal/model"
 )
@@ -67,7 +68,17 @@ func marshalStrings(list []string) (string, error) {
 	return string(b), err
 }
 
-// unmarshalStrings decodes a stored JSON array; the result is never nil.
+// intern returns the canonical copy of a value that recurs across rows (a
+// status, a role, a capability or tool name, a tool policy mode): records
+// held for long, such as the token cache's, then share one copy of each
+// instead of holding one small allocation per row for the collector to walk
+// (BenchmarkCachedTokenHeap in internal/credential, which also counts the
+// resolver sharing the hash: 25.8 → 13.1 objects and 1,379 → 1,120 bytes
+// per cached token).
+func intern(s string) string { return unique.Make(s).Value() }
+
+// unmarshalStrings decodes a stored JSON array of names; the result is
+// never nil and its elements are interned.
 func unmarshalStrings(s string) ([]string, error) {
 	out := []string{}
 	if err := json.Unmarshal([]byte(s), &out); err != nil {
@@ -75,6 +86,9 @@ func unmarshalStrings(s string) ([]string, error) {
 	}
 	if out == nil {
 		out = []string{}
+	}
+	for i, v := range out {
+		out[i] = intern(v)
 	}
 	return out, nil
 }
@@ -107,6 +121,10 @@ func unmarshalToolPolicy(s *string) (*model.ToolPolicy, error) {
 	}
 	if p.Tools == nil {
 		p.Tools = []string{}
+	}
+	p.Mode = intern(p.Mode)
+	for i, v := range p.Tools {
+		p.Tools[i] = intern(v)
 	}
 	return &p, nil
 }

@@ -28,7 +28,7 @@ func (r userRow) user() (model.User, error) {
 	if err != nil {
 		return model.User{}, corruptRow(fmt.Sprintf("user %d roles", r.ID), err)
 	}
-	return model.User{ID: r.ID, Login: r.Login, Name: r.Name, Roles: roles, Status: r.Status, CreatedAt: r.CreatedAt.T}, nil
+	return model.User{ID: r.ID, Login: r.Login, Name: r.Name, Roles: roles, Status: intern(r.Status), CreatedAt: r.CreatedAt.T}, nil
 }
 
 // CreateUser inserts u and returns it as stored. The id is assigned; an
