@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,7 +27,8 @@ type Options struct {
 	// store again (the server's default is 60s). Changes made by other
 	// processes arrive sooner through internal/changes, which calls the
 	// Evict methods and SetTrusted; without it, CacheTTL is the staleness
-	// bound for them.
+	// bound for them. Each entry lives CacheTTL less up to a tenth of it,
+	// drawn at random, on the Now clock.
 	// Zero or negative disables the cache.
 	CacheTTL time.Duration
 	// CacheSize bounds the number of cached tokens (default 10000).
@@ -69,6 +71,23 @@ type Options struct {
 // Entry is a resolved, cached credential; read-only once published.
 type Entry struct {
 	Resolved model.Resolved
+	// until is when the cache stops trusting the entry: the time its store
+	// read began plus CacheTTL less up to a tenth of it, drawn at random
+	// (ttlJitter), so tokens filled together, as after a start, are not all
+	// looked up again in the same instant one TTL later.
+	until time.Time
+}
+
+// ttlJitter is the largest share of CacheTTL an entry's life is shortened
+// by: never lengthened, so CacheTTL stays the staleness bound.
+const ttlJitter = 10
+
+// life draws an entry's lifetime: CacheTTL less up to CacheTTL/ttlJitter.
+func (r *Resolver) life() time.Duration {
+	if j := r.opts.CacheTTL / ttlJitter; j > 0 {
+		return r.opts.CacheTTL - rand.N(j)
+	}
+	return r.opts.CacheTTL
 }
 
 // Resolver resolves raw bearer tokens; it implements principal.TokenLookup.
@@ -177,7 +196,7 @@ func (r *Resolver) Cached(t token.Verified) (*principal.Principal, bool) {
 		return nil, false
 	}
 	e, ok := r.cache.Get(t.Hash())
-	if !ok || r.live(e) != nil {
+	if !ok || !r.opts.Now().Before(e.until) || r.live(e) != nil {
 		return nil, false
 	}
 	r.touch.used(e.Resolved.Token.ID, r.opts.Now())
@@ -212,8 +231,9 @@ func outcome(err error) string {
 // entry returns the cached entry for hash (cached=true), the cached verdict
 // that the hash is unknown (cached=true), or fills either from the store.
 func (r *Resolver) entry(ctx context.Context, hash string) (e *Entry, cached bool, err error) {
+	start := r.opts.Now()
 	if r.cache != nil && !r.untrusted.Load() {
-		if e, ok := r.cache.Get(hash); ok {
+		if e, ok := r.cache.Get(hash); ok && start.Before(e.until) {
 			return e, true, nil
 		}
 	}
@@ -242,7 +262,7 @@ func (r *Resolver) entry(ctx context.Context, hash string) (e *Entry, cached boo
 	// Equal in content: keep one copy, the cache key's, not a second one
 	// per entry.
 	res.Token.Hash = hash
-	e = &Entry{Resolved: res}
+	e = &Entry{Resolved: res, until: start.Add(r.life())}
 	if r.cache != nil {
 		r.mu.Lock()
 		// An eviction that ran while we read the store may concern this

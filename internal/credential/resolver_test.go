@@ -384,3 +384,48 @@ func TestRevokeInsideFillWindowIsNotResurrected(t *testing.T) {
 		t.Fatalf("lookup after the revoke returned: %s, want revoked (a stale fill resurrected the token)", got)
 	}
 }
+
+// TestCacheExpiriesAreSpreadWithinTheTTL fills the cache with many tokens
+// at one instant (a cold start) and shows that they are not all looked up
+// again at the same instant, and that none outlives the TTL.
+func TestCacheExpiriesAreSpreadWithinTheTTL(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	const ttl, n = time.Minute, 200
+	r := f.resolver(t, ttl)
+	raws := make([]string, n)
+	for i := range raws {
+		raws[i], _ = f.issue(t, nil)
+	}
+	t0 := f.clock.Now()
+	lookAll := func(when string) int64 {
+		t.Helper()
+		before := f.st.resolves.Load()
+		for _, raw := range raws {
+			if _, err := r.LookupRaw(ctx, raw); err != nil {
+				t.Fatalf("%s: %v", when, err)
+			}
+		}
+		return f.st.resolves.Load() - before
+	}
+	if got := lookAll("fill"); got != n {
+		t.Fatalf("filling %d tokens cost %d store lookups", n, got)
+	}
+	// Lifetimes are drawn from (0.9 TTL, TTL]: none has ended at 0.89 TTL,
+	f.clock.Add(ttl * 89 / 100)
+	if got := lookAll("at 0.89 TTL"); got != 0 {
+		t.Fatalf("at 0.89 TTL %d of %d tokens were looked up again, want none", got, n)
+	}
+	// about half at 0.95 TTL (200 draws: outside [20, 180] has odds below 1e-30),
+	f.clock.Add(ttl * 6 / 100)
+	refreshed := lookAll("at 0.95 TTL")
+	if refreshed < n/10 || refreshed > n-n/10 {
+		t.Fatalf("at 0.95 TTL %d of %d tokens were looked up again: expiries are not spread", refreshed, n)
+	}
+	// and at TTL every entry of the first fill has ended, while those
+	// refilled at 0.95 TTL live on.
+	f.clock.Add(t0.Add(ttl).Sub(f.clock.Now()))
+	if got := lookAll("at TTL"); got != n-refreshed {
+		t.Fatalf("at TTL %d tokens were looked up again, want the %d not refilled at 0.95 TTL", got, n-refreshed)
+	}
+}
