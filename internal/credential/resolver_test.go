@@ -35,10 +35,16 @@ type countingStore struct {
 	resolves atomic.Int64
 	touches  atomic.Int64
 	touched  sync.Map
+	// duringResolve, when set, runs inside every ResolveTokenHash (before
+	// the read): a test moves its clock there to model a slow store.
+	duringResolve func()
 }
 
 func (c *countingStore) ResolveTokenHash(ctx context.Context, h string) (model.Resolved, error) {
 	c.resolves.Add(1)
+	if c.duringResolve != nil {
+		c.duringResolve()
+	}
 	return c.Store.ResolveTokenHash(ctx, h)
 }
 
@@ -427,5 +433,41 @@ func TestCacheExpiriesAreSpreadWithinTheTTL(t *testing.T) {
 	f.clock.Add(t0.Add(ttl).Sub(f.clock.Now()))
 	if got := lookAll("at TTL"); got != n-refreshed {
 		t.Fatalf("at TTL %d tokens were looked up again, want the %d not refilled at 0.95 TTL", got, n-refreshed)
+	}
+}
+
+// TestCacheLifeCountsFromBeforeTheStoreRead: an entry's life starts when
+// its store read began, so a slow read never stretches trust past the TTL,
+// and the cache-only path (Cached) ends it at the same instant as Lookup.
+func TestCacheLifeCountsFromBeforeTheStoreRead(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	const ttl = time.Minute
+	r := f.resolver(t, ttl)
+	raw, _ := f.issue(t, nil)
+	v, err := token.Verify(token.DefaultPrefix, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := f.clock.Now()
+	f.st.duringResolve = func() { f.clock.Add(20 * time.Second) } // a read that takes a third of the TTL
+	if _, err := r.LookupRaw(ctx, raw); err != nil {
+		t.Fatal(err)
+	}
+	f.st.duringResolve = nil
+	f.clock.Add(t0.Add(ttl * 89 / 100).Sub(f.clock.Now()))
+	if _, ok := r.Cached(v); !ok {
+		t.Fatal("at 0.89 TTL after the read began, Cached does not answer")
+	}
+	f.clock.Add(t0.Add(ttl).Sub(f.clock.Now()))
+	if _, ok := r.Cached(v); ok {
+		t.Fatal("one TTL after the read began, Cached still answers")
+	}
+	before := f.st.resolves.Load()
+	if _, err := r.LookupRaw(ctx, raw); err != nil {
+		t.Fatal(err)
+	}
+	if f.st.resolves.Load() == before {
+		t.Fatal("one TTL after the read began, Lookup answered from the cache")
 	}
 }

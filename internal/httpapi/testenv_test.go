@@ -124,7 +124,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	clock := &testClock{now: time.Date(2026, 3, 18, 12, 0, 0, 0, time.UTC)}
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	cred := credential.New(st, credential.Options{CacheTTL: time.Minute, Now: clock.Now, Logger: logger})
+	cred := credential.New(st, credential.Options{CacheTTL: time.Hour, Now: clock.Now, Logger: logger})
 	t.Cleanup(func() { _ = cred.Close(context.Background()) })
 	svc := authz.New(st, engine, cred, authz.Config{Now: clock.Now, Logger: logger})
 	chain := principal.Chain{

@@ -3,8 +3,9 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
-	"unique"
 
 	"github.com/agentauthz/agentauthz/internal/model"
 )
@@ -73,9 +74,32 @@ func marshalStrings(list []string) (string, error) {
 // held for long, such as the token cache's, then share one copy of each
 // instead of holding one small allocation per row for the collector to walk
 // (BenchmarkCachedTokenHeap in internal/credential, which also counts the
-// resolver sharing the hash: 25.8 → 13.1 objects and 1,379 → 1,120 bytes
-// per cached token).
-func intern(s string) string { return unique.Make(s).Value() }
+// resolver sharing the hash: 25.8 → 13.1 objects per cached token). The
+// table holds its strings for the life of the process (the standard
+// library's unique.Make would forget them at every collection), and at most
+// maxInterned of them: the names come from rows (at most 128 bytes each),
+// and a value read after the table is full is simply not shared.
+func intern(s string) string {
+	if v, ok := interned.Load(s); ok {
+		return v.(string)
+	}
+	if internedCount.Load() >= maxInterned {
+		return s
+	}
+	v, loaded := interned.LoadOrStore(s, s)
+	if !loaded {
+		internedCount.Add(1)
+	}
+	return v.(string)
+}
+
+// maxInterned bounds the intern table (about 1 MB at most).
+const maxInterned = 8192
+
+var (
+	interned      sync.Map // string -> the same string, its canonical copy
+	internedCount atomic.Int64
+)
 
 // unmarshalStrings decodes a stored JSON array of names; the result is
 // never nil and its elements are interned.

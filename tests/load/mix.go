@@ -802,9 +802,11 @@ func runMix(ctx context.Context, cfg config, ps *procs, opaBin, bundleDir string
 				// the tokens a uniform draw touches within one cache TTL
 				// (the default 60 s) and one last_used_at flush interval
 				// (5 s), and the hit share of a settled cache at this rate:
-				// each entry lives one TTL from the miss that filled it, so
-				// a token asked λ times a second misses once per 1 + λ·TTL.
-				lt := a.rps() * 60 / float64(n)
+				// each entry lives 0.95 TTL on average from the miss that
+				// filled it (the TTL less up to a tenth of it, at random),
+				// so a token asked λ times a second misses once per
+				// 1 + λ·0.95·TTL requests.
+				lt := a.rps() * 57 / float64(n)
 				line += fmt.Sprintf("; working set ≈ %.0f tokens per 60 s TTL, %.0f per 5 s flush (token cache %d); a settled cache would answer ≈ %.1f%%",
 					workingSet(n, a.rps(), 60*time.Second), workingSet(n, a.rps(), 5*time.Second), cacheSize, 100*lt/(1+lt))
 			}
