@@ -49,16 +49,18 @@ func TestEnvFillsUnsetFlagsAndFlagsWin(t *testing.T) {
 }
 
 // TestServeRefusesACacheTTLTooSmallToRun: a positive TTL under a
-// millisecond would make the cache's expiry ticker panic; it is a usage
-// error before anything starts. 0 (no cache) stays allowed.
+// millisecond would make a cache's expiry ticker panic; it is a usage
+// error before anything starts. 0 (off) stays allowed.
 func TestServeRefusesACacheTTLTooSmallToRun(t *testing.T) {
-	for _, ttl := range []string{"1ns", "99ns", "999us"} {
-		t.Run(ttl, func(t *testing.T) {
-			var out, errb bytes.Buffer
-			code := run(context.Background(), []string{"--database-url", "sqlite:" + t.TempDir() + "/t.db", "serve", "--addr", "127.0.0.1:0", "--cache-ttl", ttl}, &out, &errb)
-			if code != exitUsage || !strings.Contains(errb.String(), "--cache-ttl must be 0 (no cache) or at least 1ms") {
-				t.Fatalf("exit %d, want %d with the --cache-ttl sentence; stderr: %s", code, exitUsage, errb.String())
-			}
-		})
+	for _, flag := range []string{"--cache-ttl", "--negative-cache-ttl"} {
+		for _, ttl := range []string{"1ns", "99ns", "999us"} {
+			t.Run(flag+"="+ttl, func(t *testing.T) {
+				var out, errb bytes.Buffer
+				code := run(context.Background(), []string{"--database-url", "sqlite:" + t.TempDir() + "/t.db", "serve", "--addr", "127.0.0.1:0", flag, ttl}, &out, &errb)
+				if code != exitUsage || !strings.Contains(errb.String(), flag+" must be 0") || !strings.Contains(errb.String(), "at least 1ms") {
+					t.Fatalf("exit %d, want %d with the %s sentence; stderr: %s", code, exitUsage, flag, errb.String())
+				}
+			})
+		}
 	}
 }

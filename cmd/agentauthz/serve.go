@@ -101,6 +101,9 @@ func (a *app) serve(ctx context.Context, c serveConfig) error {
 	if c.cacheTTL > 0 && c.cacheTTL < time.Millisecond {
 		return &usageError{fmt.Sprintf("--cache-ttl must be 0 (no cache) or at least 1ms, not %s", c.cacheTTL)}
 	}
+	if c.negativeCacheTTL > 0 && c.negativeCacheTTL < time.Millisecond {
+		return &usageError{fmt.Sprintf("--negative-cache-ttl must be 0 (off) or at least 1ms, not %s", c.negativeCacheTTL)}
+	}
 	if c.touchMinInterval < 0 {
 		return &usageError{fmt.Sprintf("--touch-min-interval must be 0 (off) or positive, not %s", c.touchMinInterval)}
 	}

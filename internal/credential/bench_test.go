@@ -65,11 +65,11 @@ func BenchmarkLookup(b *testing.B) {
 // that grows with the tokens in use): its cache entry and its pending
 // last_used_at write. The tokens are mix-like: 20 per agent, a capability
 // list, an allow-list tool policy, an owner with two roles. Each iteration
-// fills an empty cache with cachedHeapTokens lookups, collecting garbage
+// fills an empty cache with 2,000 lookups, collecting garbage
 // every 100 of them as a busy server would between fills; ns/op is
 // meaningless (those collections).
 func BenchmarkCachedTokenHeap(b *testing.B) {
-	raws, st := cachedHeapWorld(b)
+	raws, st := cachedHeapWorld(b, 2000)
 	cachedTokenHeap(b, st, raws) // the first fill also leaves the setup's garbage and the store's first-use state behind
 	var bytes, objects float64
 	for b.Loop() {
@@ -85,17 +85,15 @@ func BenchmarkCachedTokenHeap(b *testing.B) {
 // about 13 objects, 25 without the interning (the ceiling leaves room for
 // library changes, not for losing it).
 func TestCachedTokenHeapStaysSmall(t *testing.T) {
-	raws, st := cachedHeapWorld(t)
+	raws, st := cachedHeapWorld(t, 400) // objects per token do not depend on the count
 	cachedTokenHeap(t, st, raws)
 	if _, objects := cachedTokenHeap(t, st, raws); objects > 18 {
 		t.Fatalf("a cached token costs %.1f heap objects, want at most 18", objects)
 	}
 }
 
-const cachedHeapTokens = 2000
-
-// cachedHeapWorld seeds a SQLite store with cachedHeapTokens tokens.
-func cachedHeapWorld(tb testing.TB) ([]string, model.Store) {
+// cachedHeapWorld seeds a SQLite store with n tokens (a multiple of 20).
+func cachedHeapWorld(tb testing.TB, n int) ([]string, model.Store) {
 	tb.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, "sqlite:"+filepath.Join(tb.TempDir(), "h.db"))
@@ -107,7 +105,7 @@ func cachedHeapWorld(tb testing.TB) ([]string, model.Store) {
 		tb.Fatal(err)
 	}
 	var raws []string
-	for i := range cachedHeapTokens / 20 {
+	for i := range n / 20 {
 		u, err := st.CreateUser(ctx, model.User{Login: fmt.Sprintf("user-%d", i), Roles: []string{"editor", "author"}, Status: model.StatusActive})
 		if err != nil {
 			tb.Fatal(err)

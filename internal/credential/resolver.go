@@ -29,7 +29,8 @@ type Options struct {
 	// Evict methods and SetTrusted; without it, CacheTTL is the staleness
 	// bound for them. Each entry lives CacheTTL less up to a tenth of it,
 	// drawn at random, on the Now clock.
-	// Zero or negative disables the cache.
+	// Zero or negative disables the cache; a positive value under 1ms is
+	// taken as 1ms (the LRU's expiry ticker needs at least 100ns).
 	CacheTTL time.Duration
 	// CacheSize bounds the number of cached tokens (default 10000).
 	CacheSize int
@@ -39,6 +40,7 @@ type Options struct {
 	// rather than one per request. Zero or negative disables it (the
 	// server's default is 5s). See negativeCache for why it is sound.
 	NegativeTTL time.Duration
+	// A positive NegativeTTL under 1ms is taken as 1ms.
 	// NegativeSize bounds the number of remembered unknown hashes (default
 	// 10000); the least recently seen are forgotten first.
 	NegativeSize int
@@ -82,6 +84,11 @@ type Entry struct {
 // by: never lengthened, so CacheTTL stays the staleness bound.
 const ttlJitter = 10
 
+// MeanEntryLife is how long a cache entry lives on average under ttl: the
+// TTL less half the most it is shortened by (for a model of the cache, such
+// as the load harness's settled hit share).
+func MeanEntryLife(ttl time.Duration) time.Duration { return ttl - ttl/ttlJitter/2 }
+
 // life draws an entry's lifetime: CacheTTL less up to CacheTTL/ttlJitter.
 func (r *Resolver) life() time.Duration {
 	if j := r.opts.CacheTTL / ttlJitter; j > 0 {
@@ -116,6 +123,12 @@ func New(st model.Store, opts Options) *Resolver {
 	}
 	if opts.CacheSize <= 0 {
 		opts.CacheSize = 10000
+	}
+	if opts.CacheTTL > 0 && opts.CacheTTL < time.Millisecond {
+		opts.CacheTTL = time.Millisecond
+	}
+	if opts.NegativeTTL > 0 && opts.NegativeTTL < time.Millisecond {
+		opts.NegativeTTL = time.Millisecond
 	}
 	if opts.NegativeSize <= 0 {
 		opts.NegativeSize = 10000

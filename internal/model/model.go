@@ -222,9 +222,8 @@ type Store interface {
 	// ResolveTokenID is the same lookup by token id (ErrNotFound when there
 	// is no such token). It does not judge liveness.
 	ResolveTokenID(ctx context.Context, id int64) (Resolved, error)
-	// TouchTokens records last_used_at for many tokens, a statement per
-	// few hundred tokens (not one per token); it never moves a timestamp
-	// backwards.
+	// TouchTokens records last_used_at for many tokens; it never moves a
+	// timestamp backwards.
 	TouchTokens(ctx context.Context, used map[int64]time.Time) error
 
 	// PutGrant creates or replaces the grant for (agent, principal) and

@@ -77,9 +77,14 @@ func marshalStrings(list []string) (string, error) {
 // resolver sharing the hash: 25.8 → 13.1 objects per cached token). The
 // table holds its strings for the life of the process (the standard
 // library's unique.Make would forget them at every collection), and at most
-// maxInterned of them: the names come from rows (at most 128 bytes each),
-// and a value read after the table is full is simply not shared.
+// maxInterned of them, each at most maxInternedLen bytes: a longer value,
+// or one read after the table is full, is simply not shared. (Anyone who
+// may set tool names can fill the table with made-up ones; that costs the
+// sharing, never a wrong value.)
 func intern(s string) string {
+	if len(s) > maxInternedLen {
+		return s
+	}
 	if v, ok := interned.Load(s); ok {
 		return v.(string)
 	}
@@ -93,8 +98,13 @@ func intern(s string) string {
 	return v.(string)
 }
 
-// maxInterned bounds the intern table (about 1 MB at most).
-const maxInterned = 8192
+// maxInterned and maxInternedLen bound the intern table: at most about
+// 2 MB with its map's overhead. 128 bytes is also the longest name the API
+// accepts.
+const (
+	maxInterned    = 8192
+	maxInternedLen = 128
+)
 
 var (
 	interned      sync.Map // string -> the same string, its canonical copy

@@ -11,6 +11,9 @@ import (
 // with a collection in between, and checks that both decodings hold the
 // very same bytes (one copy), while a name no row repeats stays usable.
 func TestInternKeepsOneCopyAcrossCollections(t *testing.T) {
+	if internedCount.Load() >= maxInterned-4 {
+		t.Skip("the process's intern table is full: nothing more is shared")
+	}
 	first, err := unmarshalStrings(`["editor","intern-test-role"]`)
 	if err != nil {
 		t.Fatal(err)

@@ -324,7 +324,7 @@ func (s *SQL) lineageEnded(ctx context.Context, q sqlx.ExtContext, parentID int6
 }
 
 // touchChunk is the most rows one TouchTokens statement updates. On SQLite
-// the pool's only connection is busy while it runs (~2.4 µs a row,
+// the pool's only connection is busy while it runs (a few µs a row:
 // BenchmarkTouchTokens), so lookups queued behind a large flush run between
 // chunks.
 const touchChunk = 500

@@ -30,6 +30,7 @@ import (
 
 	_ "modernc.org/sqlite" // the "sqlite" driver, for the bulk seed
 
+	"github.com/agentauthz/agentauthz/internal/credential"
 	"github.com/agentauthz/agentauthz/internal/store"
 	"github.com/agentauthz/agentauthz/internal/token"
 )
@@ -43,6 +44,9 @@ var minimalRego []byte
 const (
 	memoEntries      = 16384
 	defaultCacheSize = 10000
+	// serverCacheTTL is cmd/agentauthz's --cache-ttl default, which the
+	// mix runs with (kept in step by hand like the two above).
+	serverCacheTTL = 60 * time.Second
 )
 
 // unknownAction is asked too: the policy denies it (unknown_action).
@@ -765,23 +769,9 @@ func runMix(ctx context.Context, cfg config, ps *procs, opaBin, bundleDir string
 			return sum, nil, fmt.Errorf("mix @%d tokens: the servers do not answer as expected: %w", n, err)
 		}
 		if cfg.mixSettle > 0 {
-			// Unmeasured: the windows below then see a token cache that
-			// has served for a TTL, near the steady state of a long-running
-			// server (each window's line gives that state's hit share to
-			// compare), not the cold one of a fresh start.
-			c := cfg.concurrency[0]
-			fmt.Fprintf(os.Stderr, "load: mix @%d tokens: settling for %s at c%d\n", n, cfg.mixSettle, c)
-			r := driveMeasured(ctx, w.ourTarget(ours.base, uint64(si+1)<<32|0xffff<<16), ours, ours.base, n, c, 0, cfg.mixSettle)
-			line := fmt.Sprintf("mix @%d tokens: agentauthz settled under %s of the same load at c%d before measuring (%s)", n, cfg.mixSettle, c, r.paths())
-			switch {
-			case r.errors > 0:
-				sum.failed = true
-				line += fmt.Sprintf("; FAILED: %d errors, first: %s", r.errors, r.firstErr)
-			case r.requests == 0:
-				sum.failed = true
-				line += "; FAILED: no request completed"
-			}
+			line, failed := settleMix(ctx, cfg, w, ours, n, uint64(si+1)<<32|0xffff<<16)
 			sum.lines = append(sum.lines, line)
+			sum.failed = sum.failed || failed
 		}
 		// agentauthz's windows run back to back right after the settle, so
 		// its cache does not age while OPA's servers (which hold no state
@@ -792,6 +782,15 @@ func runMix(ctx context.Context, cfg config, ps *procs, opaBin, bundleDir string
 			seeds[ci] = uint64(si+1)<<32 | uint64(ci+1)<<16
 			bySize[n][c] = driveMeasured(ctx, w.ourTarget(ours.base, seeds[ci]), ours, ours.base, n, c, cfg.warmup, cfg.duration)
 		}
+		// The profile window follows at once too, on the same warm cache.
+		var prof []string
+		if cfg.profile != "" {
+			var err error
+			if prof, err = profileAgentauthz(ctx, cfg, w, ours, n); err != nil {
+				prof = []string{"profile: " + err.Error()}
+			}
+		}
+		line := fmt.Sprintf("mix @%d tokens: agentauthz RSS %.0f MiB at the end", n, procRSS(ours.cmd.Process.Pid))
 		for ci, c := range cfg.concurrency {
 			a := bySize[n][c]
 			o := driveMeasured(ctx, w.opaTarget(opaOurs.base, seeds[ci], false), opaOurs, "", n, c, cfg.warmup, cfg.duration)
@@ -806,9 +805,9 @@ func runMix(ctx context.Context, cfg config, ps *procs, opaBin, bundleDir string
 				// filled it (the TTL less up to a tenth of it, at random),
 				// so a token asked λ times a second misses once per
 				// 1 + λ·0.95·TTL requests.
-				lt := a.rps() * 57 / float64(n)
-				line += fmt.Sprintf("; working set ≈ %.0f tokens per 60 s TTL, %.0f per 5 s flush (token cache %d); a settled cache would answer ≈ %.1f%%",
-					workingSet(n, a.rps(), 60*time.Second), workingSet(n, a.rps(), 5*time.Second), cacheSize, 100*lt/(1+lt))
+				lt := a.rps() * credential.MeanEntryLife(serverCacheTTL).Seconds() / float64(n)
+				line += fmt.Sprintf("; working set ≈ %.0f tokens per %s TTL, %.0f per 5 s flush (token cache %d); a settled cache would answer ≈ %.1f%%",
+					workingSet(n, a.rps(), serverCacheTTL), serverCacheTTL, workingSet(n, a.rps(), 5*time.Second), cacheSize, 100*lt/(1+lt))
 			}
 			sum.lines = append(sum.lines, line)
 			ro, rm := a.rps()/o.rps(), a.rps()/mn.rps()
@@ -821,14 +820,7 @@ func runMix(ctx context.Context, cfg config, ps *procs, opaBin, bundleDir string
 				}
 			}
 		}
-		line := fmt.Sprintf("mix @%d tokens: agentauthz RSS %.0f MiB at the end", n, procRSS(ours.cmd.Process.Pid))
-		if cfg.profile != "" {
-			prof, err := profileAgentauthz(ctx, cfg, w, ours, n)
-			if err != nil {
-				prof = []string{"profile: " + err.Error()}
-			}
-			sum.lines = append(sum.lines, prof...)
-		}
+		sum.lines = append(sum.lines, prof...)
 		ours.stop()
 		_ = os.Remove(dbPath)
 		sum.lines = append(sum.lines, line)
@@ -885,12 +877,13 @@ func mixTargets(cfg config, bySize map[int]map[int]mixResult, all []mixResult) [
 			line := fmt.Sprintf("target throughput at %d tokens within 20%% of %d (c%d): %.0f vs %.0f req/s = %.2f %s",
 				large, small, c, l.rps(), s.rps(), r, mark(r >= 0.8))
 			// OPA's server does the same work per request at every size
-			// (the same bundle, an input of the same shape), so its own
-			// change between the sizes is the machine's drift.
+			// (the same bundle, an input of the same shape), so dividing by
+			// its own change between the sizes takes out much of the
+			// machine's drift (its windows run some 20 s after ours).
 			oSmall, okS := find("opa, our bundle (mix)", small, c)
 			oLarge, okL := find("opa, our bundle (mix)", large, c)
 			if okS && okL && oSmall.rps() > 0 && oLarge.rps() > 0 {
-				line += fmt.Sprintf(" (%.2f with the machine's drift taken out: OPA's server on our bundle ran %.0f vs %.0f req/s at the two sizes)",
+				line += fmt.Sprintf(" (%.2f normalised by OPA's own change between the sizes: its server on our bundle ran %.0f vs %.0f req/s)",
 					r/(oLarge.rps()/oSmall.rps()), oLarge.rps(), oSmall.rps())
 			}
 			out = append(out, line)
@@ -955,4 +948,23 @@ func us(d time.Duration) string {
 // at rps requests per second: n·(1 − e^(−rps·window/n)).
 func workingSet(n int, rps float64, window time.Duration) float64 {
 	return float64(n) * (1 - math.Exp(-rps*window.Seconds()/float64(n)))
+}
+
+// settleMix drives agentauthz unmeasured for --mix-settle, so that the
+// windows after it see a token cache that has served for a TTL, near the
+// steady state of a long-running server (each window's line gives that
+// state's hit share to compare), not the cold one of a fresh start. It
+// returns the line describing it and whether it failed.
+func settleMix(ctx context.Context, cfg config, w *mixWorld, ours *proc, n int, seed uint64) (string, bool) {
+	c := cfg.concurrency[0]
+	fmt.Fprintf(os.Stderr, "load: mix @%d tokens: settling for %s at c%d\n", n, cfg.mixSettle, c)
+	r := driveMeasured(ctx, w.ourTarget(ours.base, seed), ours, ours.base, n, c, 0, cfg.mixSettle)
+	line := fmt.Sprintf("mix @%d tokens: agentauthz settled under %s of the same load at c%d before measuring (%s)", n, cfg.mixSettle, c, r.paths())
+	switch {
+	case r.errors > 0:
+		return line + fmt.Sprintf("; FAILED: %d errors, first: %s", r.errors, r.firstErr), true
+	case r.requests == 0:
+		return line + "; FAILED: no request completed", true
+	}
+	return line, false
 }
