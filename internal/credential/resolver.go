@@ -38,9 +38,9 @@ type Options struct {
 	// answered "unknown" without asking again, so that repeating a forged
 	// token (well-formed, valid checksum) costs one store query per TTL
 	// rather than one per request. Zero or negative disables it (the
-	// server's default is 5s). See negativeCache for why it is sound.
+	// server's default is 5s); a positive value under 1ms is taken as 1ms.
+	// See negativeCache for why it is sound.
 	NegativeTTL time.Duration
-	// A positive NegativeTTL under 1ms is taken as 1ms.
 	// NegativeSize bounds the number of remembered unknown hashes (default
 	// 10000); the least recently seen are forgotten first.
 	NegativeSize int
