@@ -96,14 +96,7 @@ func TestCachedTokenHeapStaysSmall(t *testing.T) {
 func cachedHeapWorld(tb testing.TB, n int) ([]string, model.Store) {
 	tb.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(tb.TempDir(), "h.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		tb.Fatal(err)
-	}
+	st := migratedSQLite(tb)
 	var raws []string
 	for i := range n / 20 {
 		u, err := st.CreateUser(ctx, model.User{Login: fmt.Sprintf("user-%d", i), Roles: []string{"editor", "author"}, Status: model.StatusActive})

@@ -63,17 +63,26 @@ type fixture struct {
 	clock *clock
 }
 
+// migratedSQLite opens a fresh, migrated SQLite store in tb's temp dir,
+// closed when tb ends.
+func migratedSQLite(tb testing.TB) *store.SQL {
+	tb.Helper()
+	ctx := context.Background()
+	sq, err := store.Open(ctx, "sqlite:"+filepath.Join(tb.TempDir(), "t.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { sq.Close() })
+	if err := sq.Migrate(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	return sq
+}
+
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	sq, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sq.Close() })
-	if err := sq.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	sq := migratedSQLite(t)
 	u, err := sq.CreateUser(ctx, model.User{Login: "owner", Roles: []string{"editor"}, Status: model.StatusActive})
 	if err != nil {
 		t.Fatal(err)
