@@ -77,6 +77,10 @@ func prepare(ctx context.Context, b *bundle.Bundle, source string, caps *ast.Cap
 	if b == nil {
 		return nil, fmt.Errorf("no bundle")
 	}
+	caps, err := isolatedCapabilities(caps)
+	if err != nil {
+		return nil, err
+	}
 	modules := make(map[string]*ast.Module, len(b.Modules))
 	for _, mf := range b.Modules {
 		if mf.Parsed == nil {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/types"
 )
 
 // restrictedBuiltins are the built-ins a bundle may call only when the
@@ -60,4 +61,121 @@ func capabilities(allow, allowNet []string) *ast.Capabilities {
 	caps.Builtins = kept
 	caps.AllowNet = append([]string{}, allowNet...)
 	return caps
+}
+
+// isolatedCapabilities returns caps with a private copy of every built-in's
+// type declaration, for one activation's compiler. OPA's type checker gives
+// a call's variables the declared types themselves, a rule takes its type
+// from them, and when a second definition of the rule is checked,
+// ast.mergeTypes (OPA 1.22) widens in place the dynamic property of an
+// object it finds in that type: a write into the built-in's declaration.
+// Here the two `decision := object.union(...)` definitions of main.rego
+// write into object.union's declared result (the same value, any for any,
+// but a write). Every capabilities value of this OPA version points at the
+// same declarations, ast.Builtins', so two activations at once (two engines
+// in one process, as the tests start them) wrote and read the same memory,
+// which the race detector reported, and any other compiler in the process
+// using OPA's default capabilities could do the same to ours. The other
+// fields of a built-in are copied as they are: the compiler only reads them.
+func isolatedCapabilities(caps *ast.Capabilities) (*ast.Capabilities, error) {
+	c := *caps
+	c.Builtins = make([]*ast.Builtin, len(caps.Builtins))
+	for i, bi := range caps.Builtins {
+		cp := *bi
+		if bi.Decl != nil {
+			decl, err := copyDecl(bi.Decl)
+			if err != nil {
+				return nil, fmt.Errorf("copying the declaration of built-in %s: %w", bi.Name, err)
+			}
+			cp.Decl = decl
+		}
+		c.Builtins[i] = &cp
+	}
+	return &c, nil
+}
+
+// copyDecl deep-copies a built-in's declaration with the types package's
+// constructors: 80 µs for all of them, where a JSON round trip (what OPA's
+// capabilities files do) takes 9 ms, a fifth of an activation, which every
+// engine the tests start would pay (BenchmarkIsolatedCapabilities). A kind
+// of type it does not know (a later OPA's) is an error, so the activation
+// fails rather than share it; TestCopyDeclKnowsEveryKindThisOPADeclares
+// names it on an upgrade.
+func copyDecl(f *types.Function) (*types.Function, error) {
+	c, ok := copyType(f)
+	if !ok {
+		return nil, fmt.Errorf("%v holds a kind of type the copy does not know", f)
+	}
+	return c.(*types.Function), nil
+}
+
+// copyType deep-copies t; ok is false if t holds a kind it does not know.
+// The scalar kinds are empty structs held by value: nothing to share.
+func copyType(t types.Type) (_ types.Type, ok bool) {
+	switch t := t.(type) {
+	case nil:
+		return nil, true
+	case types.Null, types.Boolean, types.Number, types.String:
+		return t, true
+	case *types.NamedType:
+		inner, ok := copyType(t.Type)
+		return &types.NamedType{Name: t.Name, Descr: t.Descr, Type: inner}, ok
+	case types.Any:
+		out := make(types.Any, len(t))
+		for i, x := range t {
+			if out[i], ok = copyType(x); !ok {
+				return nil, false
+			}
+		}
+		return out, true
+	case *types.Array:
+		static := make([]types.Type, t.Len())
+		for i := range static {
+			if static[i], ok = copyType(t.Select(i)); !ok {
+				return nil, false
+			}
+		}
+		dynamic, ok := copyType(t.Dynamic())
+		return types.NewArray(static, dynamic), ok
+	case *types.Set:
+		of, ok := copyType(t.Of())
+		return types.NewSet(of), ok
+	case *types.Object:
+		var static []*types.StaticProperty
+		for _, p := range t.StaticProperties() {
+			v, ok := copyType(p.Value)
+			if !ok {
+				return nil, false
+			}
+			static = append(static, types.NewStaticProperty(p.Key, v))
+		}
+		var dynamic *types.DynamicProperty
+		if d := t.DynamicProperties(); d != nil {
+			k, okK := copyType(d.Key)
+			v, okV := copyType(d.Value)
+			if !okK || !okV {
+				return nil, false
+			}
+			dynamic = types.NewDynamicProperty(k, v)
+		}
+		return types.NewObject(static, dynamic), true
+	case *types.Function:
+		named := t.NamedFuncArgs()
+		args := make([]types.Type, len(named.Args))
+		for i, a := range named.Args {
+			if args[i], ok = copyType(a); !ok {
+				return nil, false
+			}
+		}
+		result, okR := copyType(t.NamedResult())
+		variadic, okV := copyType(named.Variadic)
+		if !okR || !okV {
+			return nil, false
+		}
+		if variadic != nil { // then result is nil: OPA builds no other variadic function
+			return types.NewVariadicFunction(args, variadic, result), true
+		}
+		return types.NewFunction(args, result), true
+	}
+	return nil, false
 }

@@ -1,0 +1,159 @@
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"sync"
+	"testing"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/types"
+)
+
+// Activations are independent: the compile of one never writes to memory
+// another reads. OPA's type checker can write into a built-in's declared
+// type (ast.mergeTypes; see isolatedCapabilities), so two compilers that
+// share this OPA version's declarations race (the race detector caught it
+// between two tests' engines). Each activation compiles against its own
+// copy (isolatedCapabilities); this test prepares the default bundle on
+// several goroutines at once, from one capabilities value as engines do, so
+// that `go test -race` can see their compilers share any. It is timing
+// dependent (without the copy it failed in about half of the runs here, the
+// detector keeping few accesses per address); the next test checks the copy
+// itself, whatever the timing.
+func TestConcurrentActivationsShareNoTypes(t *testing.T) {
+	b, err := EmbeddedBundle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps := capabilities(nil, nil)
+	const workers, rounds = 4, 3
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*rounds)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for range rounds {
+				if _, err := prepare(context.Background(), b, "test", caps); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// The copy isolatedCapabilities makes shares no memory with the
+// declarations it copies: no pointer, no slice's backing array reachable
+// from a copied declaration is reachable from ast.Builtins'.
+func TestIsolatedCapabilitiesShareNoDeclarationMemory(t *testing.T) {
+	caps := capabilities(nil, nil)
+	iso, err := isolatedCapabilities(caps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(iso.Builtins) != len(caps.Builtins) {
+		t.Fatalf("%d built-ins copied, want %d", len(iso.Builtins), len(caps.Builtins))
+	}
+	shared := map[uintptr]bool{}
+	for _, bi := range ast.Builtins {
+		addresses(reflect.ValueOf(bi.Decl), shared)
+	}
+	for i, bi := range iso.Builtins {
+		orig := caps.Builtins[i]
+		if bi == orig || bi.Name != orig.Name || bi.CanSkipBctx != orig.CanSkipBctx || bi.Nondeterministic != orig.Nondeterministic {
+			t.Errorf("built-in %d: copy %+v of %+v", i, bi, orig)
+			continue
+		}
+		if got, want := declJSON(t, bi.Decl), declJSON(t, orig.Decl); got != want {
+			t.Errorf("%s: declaration %s, want %s", bi.Name, got, want)
+		}
+		mine := map[uintptr]bool{}
+		addresses(reflect.ValueOf(bi.Decl), mine)
+		for p := range mine {
+			if shared[p] {
+				t.Errorf("%s: the copied declaration shares memory at %#x with ast.Builtins", bi.Name, p)
+				break
+			}
+		}
+	}
+}
+
+// declJSON is a declaration with its arguments' names and descriptions,
+// which its String leaves out.
+func declJSON(t *testing.T, f *types.Function) string {
+	t.Helper()
+	b, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// Every declaration of this OPA version is a kind of type copyType knows,
+// and one it does not know (here a recursive type, which no built-in
+// declares) is an error, never a shared or partial copy.
+func TestCopyDeclKnowsEveryKindThisOPADeclares(t *testing.T) {
+	for _, bi := range ast.Builtins {
+		if _, err := copyDecl(bi.Decl); bi.Decl != nil && err != nil {
+			t.Errorf("%s: %v", bi.Name, err)
+		}
+	}
+	obj := types.NewObject(nil, types.NewDynamicProperty(types.S, types.A))
+	f := types.NewFunction([]types.Type{types.Named("x", types.NewRecursive("#/x", obj))}, types.B)
+	if c, err := copyDecl(f); err == nil {
+		t.Errorf("copyDecl(%v) = %v, want an error", f, c)
+	}
+}
+
+// addresses adds to seen every address of non-empty memory reachable from
+// v through pointers, slices and interfaces, unexported fields included.
+func addresses(v reflect.Value, seen map[uintptr]bool) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() || v.Type().Elem().Size() == 0 {
+			return
+		}
+		if seen[v.Pointer()] {
+			return
+		}
+		seen[v.Pointer()] = true
+		addresses(v.Elem(), seen)
+	case reflect.Slice:
+		if v.Len() > 0 && v.Type().Elem().Size() > 0 {
+			seen[v.Pointer()] = true
+		}
+		for i := range v.Len() {
+			addresses(v.Index(i), seen)
+		}
+	case reflect.Interface:
+		if !v.IsNil() {
+			addresses(v.Elem(), seen)
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			addresses(v.Field(i), seen)
+		}
+	}
+}
+
+// BenchmarkIsolatedCapabilities is what the private copy of the built-in
+// declarations adds to each activation.
+func BenchmarkIsolatedCapabilities(b *testing.B) {
+	caps := capabilities(nil, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := isolatedCapabilities(caps); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
