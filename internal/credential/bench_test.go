@@ -92,6 +92,29 @@ func TestCachedTokenHeapStaysSmall(t *testing.T) {
 	}
 }
 
+// A cached entry keeps no second copy of its token's hash: its Token.Hash
+// is the cache key's bytes (one object less per cached token than the
+// store's own copy, which BenchmarkCachedTokenHeap counts).
+func TestCachedEntryHoldsTheKeysHash(t *testing.T) {
+	raws, st := cachedHeapWorld(t, 20)
+	ctx := context.Background()
+	r := credential.New(st, credential.Options{CacheTTL: time.Hour, CacheSize: 100, TouchInterval: time.Hour})
+	defer func() {
+		r.EvictAll()
+		if err := r.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	for _, raw := range raws {
+		if _, err := r.LookupRaw(ctx, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sharing, total := r.CacheEntriesSharingKey(); total != len(raws) || sharing != total {
+		t.Fatalf("%d of %d cached entries hold the key's copy of the hash, want all %d", sharing, total, len(raws))
+	}
+}
+
 // cachedHeapWorld seeds a SQLite store with n tokens (a multiple of 20).
 func cachedHeapWorld(tb testing.TB, n int) ([]string, model.Store) {
 	tb.Helper()
