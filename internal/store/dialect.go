@@ -39,7 +39,8 @@ var postgresDialect = dialect{
 	maxOpenConns: 32,
 	// The rows are locked first, in id order (ORDER BY is applied before
 	// FOR UPDATE locks), so flushes by several replicas that share tokens
-	// never lock two rows in opposite orders, whatever plan each gets.
+	// never lock two rows in opposite orders, whatever plan each gets
+	// (without it, TestTouchFromReplicasNeverDeadlocks deadlocks).
 	touchQuery: `WITH v AS (SELECT key::bigint AS id, value::timestamptz AS at FROM jsonb_each_text($1::jsonb)),
 	     l AS (SELECT t.id FROM agent_tokens t JOIN v ON v.id = t.id ORDER BY t.id FOR UPDATE OF t)
 	UPDATE agent_tokens AS t SET last_used_at = v.at
