@@ -81,35 +81,46 @@ func marshalStrings(list []string) (string, error) {
 // or one read after the table is full, is simply not shared. (Anyone who
 // may set tool names can fill the table with made-up ones; that costs the
 // sharing, never a wrong value.)
-func intern(s string) string {
-	if len(s) > maxInternedLen {
-		return s
-	}
-	if v, ok := interned.Load(s); ok {
-		return v.(string)
-	}
-	if internedCount.Load() >= maxInterned {
-		return s
-	}
-	v, loaded := interned.LoadOrStore(s, s)
-	if !loaded {
-		internedCount.Add(1)
-	}
-	return v.(string)
-}
+func intern(s string) string { return interned.intern(s) }
 
-// maxInterned and maxInternedLen bound the intern table: at most about
-// 2 MB with its map's overhead. 128 bytes is also the longest name the API
-// accepts.
+// maxInterned and maxInternedLen bound the process's intern table: at most
+// about 2 MB with its map's overhead. 128 bytes is also the longest name
+// the API accepts.
 const (
 	maxInterned    = 8192
 	maxInternedLen = 128
 )
 
-var (
-	interned      sync.Map // string -> the same string, its canonical copy
-	internedCount atomic.Int64
-)
+var interned = &internTable{max: maxInterned, maxLen: maxInternedLen}
+
+// internTable is a bounded set of canonical strings, safe for concurrent
+// use. It may hold a few more than max when that many goroutines add a new
+// string at the same instant.
+type internTable struct {
+	m           sync.Map // string -> the same string, its canonical copy
+	n           atomic.Int64
+	max, maxLen int
+}
+
+func (t *internTable) intern(s string) string {
+	if len(s) > t.maxLen {
+		return s
+	}
+	if v, ok := t.m.Load(s); ok {
+		return v.(string)
+	}
+	if t.n.Load() >= int64(t.max) {
+		return s
+	}
+	v, loaded := t.m.LoadOrStore(s, s)
+	if !loaded {
+		t.n.Add(1)
+	}
+	return v.(string)
+}
+
+// len is how many strings the table holds.
+func (t *internTable) len() int { return int(t.n.Load()) }
 
 // unmarshalStrings decodes a stored JSON array of names; the result is
 // never nil and its elements are interned.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -11,7 +12,7 @@ import (
 // with a collection in between, and checks that both decodings hold the
 // very same bytes (one copy), while a name no row repeats stays usable.
 func TestInternKeepsOneCopyAcrossCollections(t *testing.T) {
-	if internedCount.Load() >= maxInterned-4 {
+	if interned.len() >= maxInterned-4 {
 		t.Skip("the process's intern table is full: nothing more is shared")
 	}
 	first, err := unmarshalStrings(`["editor","intern-test-role"]`)
@@ -47,3 +48,34 @@ func TestInternKeepsOneCopyAcrossCollections(t *testing.T) {
 }
 
 func ptrTo(s string) *string { return &s }
+
+// An intern table never holds more than its bound, nor a string longer than
+// its longest: past either, a value comes back as it was given, unshared,
+// and every value comes back equal to its input. Values already held stay
+// shared after the table is full.
+func TestInternTableIsBounded(t *testing.T) {
+	tab := &internTable{max: 4, maxLen: 8}
+	fresh := func(s string) string { return strings.Clone(s) }
+	first := tab.intern(fresh("role-0"))
+	for i := range 10 {
+		in := fresh(fmt.Sprintf("role-%d", i))
+		if got := tab.intern(in); got != in {
+			t.Fatalf("intern(%q) = %q", in, got)
+		}
+	}
+	if n := tab.len(); n != 4 {
+		t.Fatalf("the table holds %d strings, want its bound, 4", n)
+	}
+	late := fresh("role-9")
+	if got := tab.intern(late); unsafe.StringData(got) != unsafe.StringData(late) {
+		t.Errorf("%q, added past the bound, came back shared", late)
+	}
+	if got := tab.intern(fresh("role-0")); unsafe.StringData(got) != unsafe.StringData(first) {
+		t.Errorf("role-0, held before the table filled, is no longer shared")
+	}
+	small := &internTable{max: 10, maxLen: 8}
+	long := fresh("longer-than-8")
+	if got := small.intern(long); got != long || unsafe.StringData(got) != unsafe.StringData(long) || small.len() != 0 {
+		t.Errorf("a string longer than maxLen was interned (table holds %d)", small.len())
+	}
+}
