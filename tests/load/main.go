@@ -102,7 +102,7 @@ func parseFlags() (config, error) {
 	flag.StringVar(&sizes, "mix-sizes", "1000,10000,100000", "token counts of the mixed workload, comma-separated; empty skips the mix")
 	flag.StringVar(&c.mixDist, "mix-dist", "uniform", "how the mix draws tokens: uniform or zipf")
 	flag.IntVar(&c.mixPerAgent, "mix-tokens-per-agent", 20, "tokens per agent in the mix")
-	flag.DurationVar(&c.mixSettle, "mix-settle", 60*time.Second, "unmeasured load on agentauthz before each mix size's windows (one default --cache-ttl, so the token cache is near the steady state of a server that has run longer than its TTL); 0 measures from a cold cache")
+	flag.DurationVar(&c.mixSettle, "mix-settle", 60*time.Second, "unmeasured load on agentauthz before each mix size's windows (one default --cache-ttl: the windows then start in the token cache's second entry life, not yet its long-run steady state, see tests/README.md); 0 measures from a cold cache")
 	flag.StringVar(&c.profile, "profile", "", "directory for perf profiles of agentauthz under the mix (an extra window per size); empty: no profile")
 	flag.BoolVar(&c.fleet, "fleet", false, "measure only the fleet: three replicas on one PostgreSQL (--pg-url), load at the first --concurrency, revocation-to-refusal latency (fleet.go)")
 	flag.IntVar(&c.fleetTokens, "fleet-tokens", 2000, "load tokens seeded for --fleet")
