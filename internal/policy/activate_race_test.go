@@ -54,7 +54,9 @@ func TestConcurrentActivationsShareNoTypes(t *testing.T) {
 
 // The copy isolatedCapabilities makes shares no memory with the
 // declarations it copies: no pointer, no slice's backing array reachable
-// from a copied declaration is reachable from ast.Builtins'.
+// from a copied declaration is reachable from ast.Builtins' or from the
+// pristine copies it is made from, and every shared declaration has a
+// pristine copy (so no activation copies from memory a compiler writes).
 func TestIsolatedCapabilitiesShareNoDeclarationMemory(t *testing.T) {
 	caps := capabilities(nil, nil)
 	iso, err := isolatedCapabilities(caps)
@@ -64,9 +66,33 @@ func TestIsolatedCapabilitiesShareNoDeclarationMemory(t *testing.T) {
 	if len(iso.Builtins) != len(caps.Builtins) {
 		t.Fatalf("%d built-ins copied, want %d", len(iso.Builtins), len(caps.Builtins))
 	}
-	shared := map[uintptr]bool{}
+	shared := map[uintptr]bool{} // OPA's declarations, then the pristine copies
 	for _, bi := range ast.Builtins {
 		addresses(reflect.ValueOf(bi.Decl), shared)
+	}
+	for _, bi := range ast.Builtins {
+		if bi.Decl == nil {
+			continue
+		}
+		p := pristineDecls[bi.Decl]
+		if p == nil {
+			t.Errorf("%s: no pristine copy of its declaration", bi.Name)
+			continue
+		}
+		mine := map[uintptr]bool{}
+		addresses(reflect.ValueOf(p), mine)
+		for a := range mine {
+			if shared[a] {
+				t.Errorf("%s: the pristine copy shares memory at %#x with ast.Builtins", bi.Name, a)
+				break
+			}
+		}
+		if got, want := declJSON(t, p), declJSON(t, bi.Decl); got != want {
+			t.Errorf("%s: pristine declaration %s, want %s", bi.Name, got, want)
+		}
+	}
+	for _, p := range pristineDecls {
+		addresses(reflect.ValueOf(p), shared)
 	}
 	for i, bi := range iso.Builtins {
 		orig := caps.Builtins[i]
@@ -81,8 +107,39 @@ func TestIsolatedCapabilitiesShareNoDeclarationMemory(t *testing.T) {
 		addresses(reflect.ValueOf(bi.Decl), mine)
 		for p := range mine {
 			if shared[p] {
-				t.Errorf("%s: the copied declaration shares memory at %#x with ast.Builtins", bi.Name, p)
+				t.Errorf("%s: the copied declaration shares memory at %#x with ast.Builtins or the pristine copies", bi.Name, p)
 				break
+			}
+		}
+	}
+}
+
+// Declarations are copied from the pristine copies, never read from the
+// shared ones a compiler may be writing to: given a pristine map whose entry
+// for object.union differs from OPA's declaration, the copy follows the map.
+func TestIsolatedCapabilitiesCopyFromPristine(t *testing.T) {
+	caps := capabilities(nil, nil)
+	var shared *types.Function
+	for _, bi := range caps.Builtins {
+		if bi.Name == ast.ObjectUnion.Name {
+			shared = bi.Decl
+		}
+	}
+	if shared == nil {
+		t.Fatal("object.union is not in the capabilities")
+	}
+	marked := types.NewFunction(types.Args(types.Named("marked", types.S)), types.N)
+	iso, err := isolateFrom(caps, map[*types.Function]*types.Function{shared: marked})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bi := range iso.Builtins {
+		if bi.Name == ast.ObjectUnion.Name {
+			if got, want := declJSON(t, bi.Decl), declJSON(t, marked); got != want {
+				t.Errorf("object.union copied as %s, want the pristine entry %s", got, want)
+			}
+			if bi.Decl == marked {
+				t.Error("object.union's copy is the pristine entry itself, not a copy")
 			}
 		}
 	}
@@ -104,7 +161,10 @@ func declJSON(t *testing.T, f *types.Function) string {
 // declares) is an error, never a shared or partial copy.
 func TestCopyDeclKnowsEveryKindThisOPADeclares(t *testing.T) {
 	for _, bi := range ast.Builtins {
-		if _, err := copyDecl(bi.Decl); bi.Decl != nil && err != nil {
+		if bi.Decl == nil {
+			continue
+		}
+		if _, err := copyDecl(bi.Decl); err != nil {
 			t.Errorf("%s: %v", bi.Name, err)
 		}
 	}

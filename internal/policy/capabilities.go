@@ -74,16 +74,28 @@ func capabilities(allow, allowNet []string) *ast.Capabilities {
 // but a write). Every capabilities value of this OPA version points at the
 // same declarations, ast.Builtins', so two activations at once (two engines
 // in one process, as the tests start them) wrote and read the same memory,
-// which the race detector reported, and any other compiler in the process
-// using OPA's default capabilities could do the same to ours. The other
-// fields of a built-in are copied as they are: the compiler only reads them.
+// which the race detector reported. The copy is made from pristineDecls,
+// not from the shared declarations, so a compiler elsewhere in the process
+// on OPA's default capabilities, writing into those, cannot race with it
+// either. The other fields of a built-in are copied as they are: the
+// compiler only reads them.
 func isolatedCapabilities(caps *ast.Capabilities) (*ast.Capabilities, error) {
+	return isolateFrom(caps, pristineDecls)
+}
+
+// isolateFrom is isolatedCapabilities copying each declaration from its
+// entry in pristine (the shared declaration itself where it has none).
+func isolateFrom(caps *ast.Capabilities, pristine map[*types.Function]*types.Function) (*ast.Capabilities, error) {
 	c := *caps
 	c.Builtins = make([]*ast.Builtin, len(caps.Builtins))
 	for i, bi := range caps.Builtins {
 		cp := *bi
 		if bi.Decl != nil {
-			decl, err := copyDecl(bi.Decl)
+			src := bi.Decl
+			if p := pristine[src]; p != nil {
+				src = p
+			}
+			decl, err := copyDecl(src)
 			if err != nil {
 				return nil, fmt.Errorf("copying the declaration of built-in %s: %w", bi.Name, err)
 			}
@@ -93,6 +105,26 @@ func isolatedCapabilities(caps *ast.Capabilities) (*ast.Capabilities, error) {
 	}
 	return &c, nil
 }
+
+// pristineDecls maps each of this OPA version's shared built-in
+// declarations to a private copy made at package initialisation, before any
+// goroutine and so before any compiler could write into the shared ones.
+// Nothing writes to these copies (they are never given to a compiler);
+// isolatedCapabilities copies each activation's declarations from them. A
+// declaration copyDecl cannot copy is left out, and its activation then
+// fails copying the shared one.
+var pristineDecls = func() map[*types.Function]*types.Function {
+	m := make(map[*types.Function]*types.Function, len(ast.Builtins))
+	for _, bi := range ast.Builtins {
+		if bi.Decl == nil {
+			continue
+		}
+		if c, err := copyDecl(bi.Decl); err == nil {
+			m[bi.Decl] = c
+		}
+	}
+	return m
+}()
 
 // copyDecl deep-copies a built-in's declaration with the types package's
 // constructors: 80 µs for all of them, where a JSON round trip (what OPA's
