@@ -119,8 +119,8 @@ func (t *internTable) intern(s string) string {
 	return v.(string)
 }
 
-// len is how many strings the table holds.
-func (t *internTable) len() int { return int(t.n.Load()) }
+// size is how many strings the table holds.
+func (t *internTable) size() int { return int(t.n.Load()) }
 
 // unmarshalStrings decodes a stored JSON array of names; the result is
 // never nil and its elements are interned.

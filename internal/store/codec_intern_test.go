@@ -12,7 +12,7 @@ import (
 // with a collection in between, and checks that both decodings hold the
 // very same bytes (one copy), while a name no row repeats stays usable.
 func TestInternKeepsOneCopyAcrossCollections(t *testing.T) {
-	if interned.len() >= maxInterned-4 {
+	if interned.size() >= maxInterned-4 {
 		t.Skip("the process's intern table is full: nothing more is shared")
 	}
 	first, err := unmarshalStrings(`["editor","intern-test-role"]`)
@@ -55,7 +55,7 @@ func ptrTo(s string) *string { return &s }
 // shared after the table is full.
 func TestInternTableIsBounded(t *testing.T) {
 	tab := &internTable{max: 4, maxLen: 8}
-	fresh := func(s string) string { return strings.Clone(s) }
+	fresh := strings.Clone
 	first := tab.intern(fresh("role-0"))
 	for i := range 10 {
 		in := fresh(fmt.Sprintf("role-%d", i))
@@ -63,7 +63,7 @@ func TestInternTableIsBounded(t *testing.T) {
 			t.Fatalf("intern(%q) = %q", in, got)
 		}
 	}
-	if n := tab.len(); n != 4 {
+	if n := tab.size(); n != 4 {
 		t.Fatalf("the table holds %d strings, want its bound, 4", n)
 	}
 	late := fresh("role-9")
@@ -75,7 +75,7 @@ func TestInternTableIsBounded(t *testing.T) {
 	}
 	small := &internTable{max: 10, maxLen: 8}
 	long := fresh("longer-than-8")
-	if got := small.intern(long); got != long || unsafe.StringData(got) != unsafe.StringData(long) || small.len() != 0 {
-		t.Errorf("a string longer than maxLen was interned (table holds %d)", small.len())
+	if got := small.intern(long); got != long || unsafe.StringData(got) != unsafe.StringData(long) || small.size() != 0 {
+		t.Errorf("a string longer than maxLen was interned (table holds %d)", small.size())
 	}
 }
