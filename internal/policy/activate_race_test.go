@@ -79,13 +79,8 @@ func TestIsolatedCapabilitiesShareNoDeclarationMemory(t *testing.T) {
 			t.Errorf("%s: no pristine copy of its declaration", bi.Name)
 			continue
 		}
-		mine := map[uintptr]bool{}
-		addresses(reflect.ValueOf(p), mine)
-		for a := range mine {
-			if shared[a] {
-				t.Errorf("%s: the pristine copy shares memory at %#x with ast.Builtins", bi.Name, a)
-				break
-			}
+		if a, ok := sharedAddress(p, shared); ok {
+			t.Errorf("%s: the pristine copy shares memory at %#x with ast.Builtins", bi.Name, a)
 		}
 		if got, want := declJSON(t, p), declJSON(t, bi.Decl); got != want {
 			t.Errorf("%s: pristine declaration %s, want %s", bi.Name, got, want)
@@ -103,15 +98,22 @@ func TestIsolatedCapabilitiesShareNoDeclarationMemory(t *testing.T) {
 		if got, want := declJSON(t, bi.Decl), declJSON(t, orig.Decl); got != want {
 			t.Errorf("%s: declaration %s, want %s", bi.Name, got, want)
 		}
-		mine := map[uintptr]bool{}
-		addresses(reflect.ValueOf(bi.Decl), mine)
-		for p := range mine {
-			if shared[p] {
-				t.Errorf("%s: the copied declaration shares memory at %#x with ast.Builtins or the pristine copies", bi.Name, p)
-				break
-			}
+		if a, ok := sharedAddress(bi.Decl, shared); ok {
+			t.Errorf("%s: the copied declaration shares memory at %#x with ast.Builtins or the pristine copies", bi.Name, a)
 		}
 	}
+}
+
+// sharedAddress reports an address reachable from f that is in shared.
+func sharedAddress(f *types.Function, shared map[uintptr]bool) (uintptr, bool) {
+	mine := map[uintptr]bool{}
+	addresses(reflect.ValueOf(f), mine)
+	for a := range mine {
+		if shared[a] {
+			return a, true
+		}
+	}
+	return 0, false
 }
 
 // Declarations are copied from the pristine copies, never read from the
