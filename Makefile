@@ -86,8 +86,11 @@ BENCH_PROFILE   ?= build/profile
 
 bench: bench-go bench-load bench-fleet ## Go benchmarks and the HTTP load harness (repeated question, fresh evaluations, cold path, the mix, the fleet)
 
+# BenchmarkFloor (tests/load): the mix's questions in process, our engine beside
+# OPA's rego API on our bundle, on the minimal three-ceiling policy and on a constant.
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+	$(GO) test -run '^$$' -bench Floor -benchmem ./tests/load/
 
 bench-load: build ## the load harness: about 9 minutes with the default sizes and windows
 	$(GO) run ./tests/load --mix-sizes=$(BENCH_MIX_SIZES) --profile=$(BENCH_PROFILE) $(LOADFLAGS)
