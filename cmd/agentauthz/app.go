@@ -59,6 +59,7 @@ var envBindings = map[string]string{
 	"addr":                  "AGENTAUTHZ_ADDR",
 	"cache-ttl":             "AGENTAUTHZ_CACHE_TTL",
 	"cache-size":            "AGENTAUTHZ_CACHE_SIZE",
+	"memo-size":             "AGENTAUTHZ_MEMO_SIZE",
 	"negative-cache-ttl":    "AGENTAUTHZ_NEGATIVE_CACHE_TTL",
 	"auth-failure-burst":    "AGENTAUTHZ_AUTH_FAILURE_BURST",
 	"auth-failure-refill":   "AGENTAUTHZ_AUTH_FAILURE_REFILL",

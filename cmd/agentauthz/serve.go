@@ -38,6 +38,7 @@ type serveConfig struct {
 	addr                string
 	cacheTTL            time.Duration
 	cacheSize           int
+	memoSize            int
 	negativeCacheTTL    time.Duration
 	authFailureBurst    int
 	authFailureRefill   time.Duration
@@ -71,6 +72,7 @@ func (a *app) serveCommand() *cobra.Command {
 	f.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address (env AGENTAUTHZ_ADDR)")
 	f.DurationVar(&c.cacheTTL, "cache-ttl", defaultCacheTTL, "token cache TTL, a safety net: changes made by other processes reach the cache within ~1s through the store (LISTEN/NOTIFY, SQLite data_version); each entry lives the TTL less up to a tenth of it, at random; 0 disables the cache and the follower (env AGENTAUTHZ_CACHE_TTL)")
 	f.IntVar(&c.cacheSize, "cache-size", defaultCacheSize, "token cache capacity in tokens; size it ≈ the tokens in use within --cache-ttl (the working set), ~1.1 KB of heap each (env AGENTAUTHZ_CACHE_SIZE)")
+	f.IntVar(&c.memoSize, "memo-size", authz.DefaultMemoSize, "decisions the decision memo holds (repeated questions answered without evaluating; ~0.8 KB of heap each, BenchmarkMemoEntryHeap); size it ≈ the distinct questions asked within the time they should be remembered; 0 turns the memo off (env AGENTAUTHZ_MEMO_SIZE)")
 	f.DurationVar(&c.negativeCacheTTL, "negative-cache-ttl", 5*time.Second, "how long an unknown token is answered without asking the store again; 0 disables (env AGENTAUTHZ_NEGATIVE_CACHE_TTL)")
 	f.IntVar(&c.authFailureBurst, "auth-failure-burst", principal.DefaultFailureBurst, "failed bearer authentications a client (IP, or IPv6 /64; behind --trusted-proxies the X-Forwarded-For client) may make before all its bearer attempts get 429; 0 disables (env AGENTAUTHZ_AUTH_FAILURE_BURST)")
 	f.DurationVar(&c.authFailureRefill, "auth-failure-refill", principal.DefaultFailureRefill, "a client regains one allowed failed authentication per this interval (env AGENTAUTHZ_AUTH_FAILURE_REFILL)")
@@ -97,6 +99,9 @@ func (a *app) serve(ctx context.Context, c serveConfig) error {
 	a.serving = true
 	if c.cacheSize < 1 {
 		return &usageError{fmt.Sprintf("--cache-size must be at least 1, not %d (--cache-ttl=0 disables the cache)", c.cacheSize)}
+	}
+	if c.memoSize < 0 {
+		return &usageError{fmt.Sprintf("--memo-size must be 0 (no memo) or more, not %d", c.memoSize)}
 	}
 	if c.cacheTTL > 0 && c.cacheTTL < time.Millisecond {
 		return &usageError{fmt.Sprintf("--cache-ttl must be 0 (no cache) or at least 1ms, not %s", c.cacheTTL)}
@@ -161,7 +166,7 @@ func (a *app) serve(ctx context.Context, c serveConfig) error {
 	}
 	// The server's service evicts from the token cache; the CLI's does not
 	// need to.
-	a.svc = authz.New(a.st, a.engine, resolver, authz.Config{TokenPrefix: a.tokenPrefix, MaxTokenLifetime: a.maxTokenLifetime, Logger: a.logger, Metrics: m, DecisionLog: decisionLog(opaPlugins)})
+	a.svc = authz.New(a.st, a.engine, resolver, authz.Config{TokenPrefix: a.tokenPrefix, MaxTokenLifetime: a.maxTokenLifetime, Logger: a.logger, Metrics: m, DecisionLog: decisionLog(opaPlugins), MemoSize: memoSize(c.memoSize)})
 	chain, err := a.principalChain(c, resolver, m)
 	if err != nil {
 		return err
@@ -277,4 +282,13 @@ func (a *app) reloadOnHangup(ctx context.Context, reload func(context.Context) e
 			}
 		}
 	}
+}
+
+// memoSize maps --memo-size (0: off) to authz.Config.MemoSize (0: the
+// default, negative: off).
+func memoSize(flag int) int {
+	if flag == 0 {
+		return -1
+	}
+	return flag
 }

@@ -26,17 +26,26 @@ import (
 // costs a fraction of building the input, and skips that and the
 // evaluation. TestMemoKeyFollowsEveryFactReflectively checks it anyway.
 
-const (
-	memoSize   = 16384
-	maxMemoKey = 4096 // large inputs (long candidate lists) are not memoized
-)
+// DefaultMemoSize is how many decisions the memo holds unless
+// Config.MemoSize says otherwise.
+const DefaultMemoSize = 16384
+
+const maxMemoKey = 4096 // large inputs (long candidate lists) are not memoized
 
 type memo struct {
 	cache *lru.Cache[string, policy.Decision]
 }
 
-func newMemo() *memo {
-	c, err := lru.New[string, policy.Decision](memoSize)
+// newMemo holds size decisions (0: DefaultMemoSize); a negative size is no
+// memo at all (nil), and then no key is built either.
+func newMemo(size int) *memo {
+	if size < 0 {
+		return nil
+	}
+	if size == 0 {
+		size = DefaultMemoSize
+	}
+	c, err := lru.New[string, policy.Decision](size)
 	if err != nil {
 		panic(err) // only for a non-positive size
 	}

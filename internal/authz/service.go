@@ -44,6 +44,10 @@ type Config struct {
 	Metrics *metrics.Metrics
 	// DecisionLog receives every decision; nil logs none (and costs nothing).
 	DecisionLog DecisionLogger
+	// MemoSize is how many decisions the decision memo holds (memo.go):
+	// 0 means DefaultMemoSize, a negative number no memo (every decision
+	// is evaluated).
+	MemoSize int
 }
 
 // Service runs abilities. It is safe for concurrent use.
@@ -69,7 +73,7 @@ func New(st model.Store, engine Engine, evict Evicter, cfg Config) *Service {
 	if evict == nil {
 		evict = noEvict{}
 	}
-	return &Service{st: st, engine: engine, evict: evict, cfg: cfg, memo: newMemo()}
+	return &Service{st: st, engine: engine, evict: evict, cfg: cfg, memo: newMemo(cfg.MemoSize)}
 }
 
 type noEvict struct{}
@@ -110,7 +114,7 @@ func (s *Service) evaluateAs(ctx context.Context, f *facts, probe bool) (d polic
 			s.cfg.DecisionLog.LogDecision(ctx, r)
 		}()
 	}
-	key, memoizable := "", act.Deterministic
+	key, memoizable := "", act.Deterministic && s.memo != nil
 	if memoizable {
 		key, memoizable = f.key(act.Generation)
 		if memoizable {

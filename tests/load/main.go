@@ -40,6 +40,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agentauthz/agentauthz/internal/authz"
 	"github.com/agentauthz/agentauthz/internal/store"
 )
 
@@ -60,6 +61,7 @@ type config struct {
 	mixSizes    []int
 	mixDist     string
 	mixPerAgent int
+	mixMemoSize int
 	mixSettle   time.Duration
 	profile     string
 	// --fleet (fleet.go)
@@ -102,6 +104,7 @@ func parseFlags() (config, error) {
 	flag.StringVar(&sizes, "mix-sizes", "1000,10000,100000", "token counts of the mixed workload, comma-separated; empty skips the mix")
 	flag.StringVar(&c.mixDist, "mix-dist", "uniform", "how the mix draws tokens: uniform or zipf")
 	flag.IntVar(&c.mixPerAgent, "mix-tokens-per-agent", 20, "tokens per agent in the mix")
+	flag.IntVar(&c.mixMemoSize, "mix-memo-size", authz.DefaultMemoSize, "agentauthz's --memo-size in the mix (default: agentauthz's own default; 0: no memo)")
 	flag.DurationVar(&c.mixSettle, "mix-settle", 60*time.Second, "unmeasured load on agentauthz before each mix size's windows (one default --cache-ttl: the windows then start in the token cache's second entry life, not yet its long-run steady state, see tests/README.md); 0 measures from a cold cache")
 	flag.StringVar(&c.profile, "profile", "", "directory for perf profiles of agentauthz under the mix (an extra window per size); empty: no profile")
 	flag.BoolVar(&c.fleet, "fleet", false, "measure only the fleet: three replicas on one PostgreSQL (--pg-url), load at the first --concurrency, revocation-to-refusal latency (fleet.go)")
@@ -128,6 +131,9 @@ func parseFlags() (config, error) {
 	}
 	if c.mixPerAgent < 1 {
 		return c, fmt.Errorf("--mix-tokens-per-agent must be at least 1")
+	}
+	if c.mixMemoSize < 0 {
+		return c, fmt.Errorf("--mix-memo-size must be 0 (no memo) or more")
 	}
 	if !c.repeated && len(c.mixSizes) == 0 {
 		return c, fmt.Errorf("nothing to measure: --repeated=false and no --mix-sizes")

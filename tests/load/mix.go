@@ -38,14 +38,12 @@ import (
 //go:embed minimal/minimal.rego
 var minimalRego []byte
 
-// memoEntries is internal/authz's memoSize and defaultCacheSize
-// credential.Options' default CacheSize; both printed beside the working
-// set so the comparison is in the output (kept in step by hand).
+// defaultCacheSize is credential.Options' default CacheSize, printed beside
+// the working set so the comparison is in the output (kept in step by hand).
 const (
-	memoEntries      = 16384
 	defaultCacheSize = 10000
 	// serverCacheTTL is cmd/agentauthz's --cache-ttl default, which the
-	// mix runs with (kept in step by hand like the two above).
+	// mix runs with (kept in step by hand like the one above).
 	serverCacheTTL = 60 * time.Second
 )
 
@@ -753,14 +751,14 @@ func runMix(ctx context.Context, cfg config, ps *procs, opaBin, bundleDir string
 		// Sized as the README tells an operator: the token cache holds the
 		// working set (every token is in use here), the TTL is the default.
 		cacheSize := max(defaultCacheSize, n*5/4)
-		ours, err := ps.startAgentauthz(ctx, cfg, fmt.Sprintf("agentauthz-mix-%d", n), "sqlite:"+dbPath, fmt.Sprintf("--cache-size=%d", cacheSize))
+		ours, err := ps.startAgentauthz(ctx, cfg, fmt.Sprintf("agentauthz-mix-%d", n), "sqlite:"+dbPath, fmt.Sprintf("--cache-size=%d", cacheSize), fmt.Sprintf("--memo-size=%d", cfg.mixMemoSize))
 		if err != nil {
 			return sum, nil, err
 		}
 		distinct := float64(n) * float64(w.questionsPerToken())
-		head := fmt.Sprintf("mix @%d tokens: %d agents, %d users, seeded straight into SQLite in %s; %d actions (%d known + 1 unknown) × (no tool or 1 of %d tools) = %d questions per token, %.3g distinct (memo holds %d); tokens drawn %s; agentauthz with the default --cache-ttl and --cache-size=%d (the working set), --touch-interval=5s",
+		head := fmt.Sprintf("mix @%d tokens: %d agents, %d users, seeded straight into SQLite in %s; %d actions (%d known + 1 unknown) × (no tool or 1 of %d tools) = %d questions per token, %.3g distinct (--memo-size=%d); tokens drawn %s; agentauthz with the default --cache-ttl and --cache-size=%d (the working set), --touch-interval=5s",
 			n, len(w.agents), len(w.users), seedTime.Round(time.Millisecond), len(w.actions), len(w.actions)-1, len(mixTools),
-			w.questionsPerToken(), distinct, memoEntries, w.distLabel(), cacheSize)
+			w.questionsPerToken(), distinct, cfg.mixMemoSize, w.distLabel(), cacheSize)
 		fmt.Fprintf(os.Stderr, "load: mix @%d tokens seeded in %s; measuring\n", n, seedTime.Round(time.Millisecond))
 		sum.lines = append(sum.lines, head)
 		seed := uint64(si+1) << 32
