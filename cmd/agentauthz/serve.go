@@ -22,10 +22,6 @@ import (
 	"github.com/agentauthz/agentauthz/internal/store"
 )
 
-// defaultCacheSize is --cache-size's default: a working set of 10,000
-// tokens in use within --cache-ttl, ~11 MB of heap when full (BenchmarkCachedTokenHeap).
-const defaultCacheSize = 10000
-
 // defaultCacheTTL is --cache-ttl's default. Changes reach the cache
 // through the store (internal/changes), and the cache is not trusted while
 // that is not confirmed, so the TTL is only the safety net for a
@@ -71,7 +67,7 @@ func (a *app) serveCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address (env AGENTAUTHZ_ADDR)")
 	f.DurationVar(&c.cacheTTL, "cache-ttl", defaultCacheTTL, "token cache TTL, a safety net: changes made by other processes reach the cache within ~1s through the store (LISTEN/NOTIFY, SQLite data_version); each entry lives the TTL less up to a tenth of it, at random; 0 disables the cache and the follower (env AGENTAUTHZ_CACHE_TTL)")
-	f.IntVar(&c.cacheSize, "cache-size", defaultCacheSize, "token cache capacity in tokens; size it ≈ the tokens in use within --cache-ttl (the working set), ~1.1 KB of heap each (env AGENTAUTHZ_CACHE_SIZE)")
+	f.IntVar(&c.cacheSize, "cache-size", credential.DefaultCacheSize, "token cache capacity in tokens; size it ≈ the tokens in use within --cache-ttl (the working set), ~1.1 KB of heap each (env AGENTAUTHZ_CACHE_SIZE)")
 	f.IntVar(&c.memoSize, "memo-size", authz.DefaultMemoSize, "decisions the decision memo holds (repeated questions answered without evaluating; ~0.8 KB of heap each, BenchmarkMemoEntryHeap); size it ≈ the distinct questions asked within the time they should be remembered; 0 turns the memo off (env AGENTAUTHZ_MEMO_SIZE)")
 	f.DurationVar(&c.negativeCacheTTL, "negative-cache-ttl", 5*time.Second, "how long an unknown token is answered without asking the store again; 0 disables (env AGENTAUTHZ_NEGATIVE_CACHE_TTL)")
 	f.IntVar(&c.authFailureBurst, "auth-failure-burst", principal.DefaultFailureBurst, "failed bearer authentications a client (IP, or IPv6 /64; behind --trusted-proxies the X-Forwarded-For client) may make before all its bearer attempts get 429; 0 disables (env AGENTAUTHZ_AUTH_FAILURE_BURST)")
@@ -166,7 +162,7 @@ func (a *app) serve(ctx context.Context, c serveConfig) error {
 	}
 	// The server's service evicts from the token cache; the CLI's does not
 	// need to.
-	a.svc = authz.New(a.st, a.engine, resolver, authz.Config{TokenPrefix: a.tokenPrefix, MaxTokenLifetime: a.maxTokenLifetime, Logger: a.logger, Metrics: m, DecisionLog: decisionLog(opaPlugins), MemoSize: memoSize(c.memoSize)})
+	a.svc = authz.New(a.st, a.engine, resolver, authz.Config{TokenPrefix: a.tokenPrefix, MaxTokenLifetime: a.maxTokenLifetime, Logger: a.logger, Metrics: m, DecisionLog: decisionLog(opaPlugins), MemoSize: serviceMemoSize(c.memoSize)})
 	chain, err := a.principalChain(c, resolver, m)
 	if err != nil {
 		return err
@@ -284,9 +280,9 @@ func (a *app) reloadOnHangup(ctx context.Context, reload func(context.Context) e
 	}
 }
 
-// memoSize maps --memo-size (0: off) to authz.Config.MemoSize (0: the
-// default, negative: off).
-func memoSize(flag int) int {
+// serviceMemoSize maps --memo-size (0: off) to authz.Config.MemoSize (0:
+// the default, negative: off).
+func serviceMemoSize(flag int) int {
 	if flag == 0 {
 		return -1
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestCacheAndTouchFlagsAreValidated: --cache-size, --memo-size and --touch-min-interval
@@ -32,7 +33,11 @@ func TestCacheAndTouchFlagsAreValidated(t *testing.T) {
 			t.Setenv("AGENTAUTHZ_DATABASE_URL", "sqlite:"+t.TempDir()+"/t.db")
 			var out, errb bytes.Buffer
 			args := append([]string{"serve", "--addr", "127.0.0.1:0"}, c.args...)
-			if code := run(context.Background(), args, &out, &errb); code != exitUsage {
+			// A value wrongly accepted would start the server: the deadline
+			// ends it, and the exit code fails the test instead of a hang.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if code := run(ctx, args, &out, &errb); code != exitUsage {
 				t.Fatalf("exit %d, want %d (usage); stderr: %s", code, exitUsage, errb.String())
 			}
 			if !strings.Contains(errb.String(), c.mention) {
@@ -54,7 +59,7 @@ func TestCacheAndTouchFlagsHaveVariables(t *testing.T) {
 // negative size), any other value is the size itself, never the default.
 func TestMemoSizeFlagMapsToTheService(t *testing.T) {
 	for flag, want := range map[int]int{0: -1, 1: 1, 16384: 16384, 1 << 20: 1 << 20} {
-		if got := memoSize(flag); got != want {
+		if got := serviceMemoSize(flag); got != want {
 			t.Errorf("--memo-size=%d gives the service %d, want %d", flag, got, want)
 		}
 	}

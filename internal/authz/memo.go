@@ -3,6 +3,7 @@ package authz
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 
@@ -19,7 +20,10 @@ import (
 // the bundle changes, the generation does. It never extends a credential:
 // liveness (revocation, expiry, status) is checked in Go before a decision
 // is asked for, and those facts are part of the input anyway. It is off while
-// the active policy calls a non-deterministic built-in (time, rand, http).
+// the active policy calls a non-deterministic built-in (time, rand, http),
+// and altogether with a negative Config.MemoSize (serve --memo-size=0). The
+// first decision under a new generation empties it: the old generation's
+// entries could never answer again.
 //
 // The key and the input come from one description of the document
 // (facts.render): the key encodes it without building ast terms, so a hit
@@ -34,6 +38,8 @@ const maxMemoKey = 4096 // large inputs (long candidate lists) are not memoized
 
 type memo struct {
 	cache *lru.Cache[string, policy.Decision]
+	size  int           // what cache was made to hold
+	gen   atomic.Uint64 // the newest generation the memo has seen
 }
 
 // newMemo holds size decisions (0: DefaultMemoSize); a negative size is no
@@ -49,7 +55,25 @@ func newMemo(size int) *memo {
 	if err != nil {
 		panic(err) // only for a non-positive size
 	}
-	return &memo{cache: c}
+	return &memo{cache: c, size: size}
+}
+
+// observe notes that a decision is asked under generation g and empties the
+// memo when g is newer than any seen before. Generations only grow, so a
+// decision still running under the previous one never empties it again; an
+// answer it files afterwards carries its old generation in its key, matches
+// nothing, and ages out like any unused entry.
+func (m *memo) observe(g uint64) {
+	for {
+		seen := m.gen.Load()
+		if g <= seen {
+			return
+		}
+		if m.gen.CompareAndSwap(seen, g) {
+			m.cache.Purge()
+			return
+		}
+	}
 }
 
 // maxCandidates bounds the candidate lists whose decisions are memoized:

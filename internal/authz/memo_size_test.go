@@ -45,26 +45,31 @@ func askMemo(tb testing.TB, svc *Service, p *principal.Principal, req AuthorizeR
 	return res
 }
 
-// TestMemoSizeIsHeld: Config.MemoSize bounds the memo (least recently used
-// out first), 0 is the default memo and a negative size is none, with the
-// same answers either way.
+// TestMemoSizeIsHeld: Config.MemoSize bounds the memo, the least recently
+// used decision going first; 0 is DefaultMemoSize; a negative size is no
+// memo, with the same answers; a new bundle generation empties it.
 func TestMemoSizeIsHeld(t *testing.T) {
-	t.Run("a memo of two keeps the two most recent questions", func(t *testing.T) {
+	t.Run("a memo of two keeps the two most recently used decisions", func(t *testing.T) {
 		svc, ps, reqs := memoWorld(t, 2, 3)
-		for i := range 3 {
-			if res := askMemo(t, svc, ps[i], reqs[i]); res.Memoized {
-				t.Fatalf("question %d is new but was answered from the memo", i)
+		ask := func(i int, want bool) {
+			t.Helper()
+			if res := askMemo(t, svc, ps[i], reqs[i]); res.Memoized != want {
+				t.Fatalf("question %d: answered from the memo %v, want %v", i, res.Memoized, want)
 			}
 		}
-		if res := askMemo(t, svc, ps[2], reqs[2]); !res.Memoized {
-			t.Fatal("the most recent question was not remembered")
-		}
-		if res := askMemo(t, svc, ps[0], reqs[0]); res.Memoized {
-			t.Fatal("a memo of two remembered three questions")
-		}
+		ask(0, false)
+		ask(1, false)
+		ask(0, true)  // 0 is now the most recently used
+		ask(2, false) // so 1 goes, not 0 (first in, first out would drop 0)
+		ask(0, true)
+		ask(2, true)
+		ask(1, false)
 	})
 	t.Run("0 is the default memo", func(t *testing.T) {
 		svc, ps, reqs := memoWorld(t, 0, 1)
+		if svc.memo == nil || svc.memo.size != DefaultMemoSize {
+			t.Fatalf("MemoSize 0 made %+v, want a memo of %d", svc.memo, DefaultMemoSize)
+		}
 		askMemo(t, svc, ps[0], reqs[0])
 		if res := askMemo(t, svc, ps[0], reqs[0]); !res.Memoized {
 			t.Fatal("a repeated question was not answered from the default memo")
@@ -90,6 +95,28 @@ func TestMemoSizeIsHeld(t *testing.T) {
 		}
 		if allowed == 0 || allowed == 2*len(ps) {
 			t.Fatalf("%d of %d answers allowed: the questions must hold both answers", allowed, 2*len(ps))
+		}
+	})
+	t.Run("a new generation empties the memo", func(t *testing.T) {
+		svc, ps, reqs := memoWorld(t, 0, 3)
+		for i := range ps {
+			askMemo(t, svc, ps[i], reqs[i])
+		}
+		if n := svc.memo.cache.Len(); n != 3 {
+			t.Fatalf("the memo holds %d decisions, want 3", n)
+		}
+		bdl, err := policy.EmbeddedBundle()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.engine.(*policy.Engine).ActivateBundle(context.Background(), bdl, "again"); err != nil {
+			t.Fatal(err)
+		}
+		if res := askMemo(t, svc, ps[0], reqs[0]); res.Memoized {
+			t.Fatal("a decision of the previous generation answered")
+		}
+		if n := svc.memo.cache.Len(); n != 1 {
+			t.Fatalf("after the first decision of a new generation the memo holds %d decisions, want 1 (the old ones dropped)", n)
 		}
 	})
 }

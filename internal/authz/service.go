@@ -114,6 +114,9 @@ func (s *Service) evaluateAs(ctx context.Context, f *facts, probe bool) (d polic
 			s.cfg.DecisionLog.LogDecision(ctx, r)
 		}()
 	}
+	if s.memo != nil {
+		s.memo.observe(act.Generation)
+	}
 	key, memoizable := "", act.Deterministic && s.memo != nil
 	if memoizable {
 		key, memoizable = f.key(act.Generation)

@@ -6,7 +6,7 @@
 // the cold path (PostgreSQL, token cache off) and a fresh-evaluation path
 // that defeats the decision memo. Then the mixed workload (mix.go): many
 // tokens, agents, roles, tool policies and capability lists, more distinct
-// questions than the memo holds, at each of --mix-sizes tokens, against
+// questions than the default memo holds, at each of --mix-sizes tokens, against
 // agentauthz, OPA on our bundle and OPA on a minimal three-ceiling policy.
 // With --fleet it measures only the fleet (fleet.go): three replicas on one
 // PostgreSQL, how late a revocation reaches the others under load.
@@ -235,6 +235,9 @@ func measure(ctx context.Context, cfg config, ps *procs) error {
 	}
 	if len(cfg.mixSizes) > 0 {
 		fmt.Println("the mix ratio is the lowest over its sizes, concurrencies and both OPA setups (our bundle, minimal policy)")
+		if cfg.mixMemoSize != authz.DefaultMemoSize {
+			fmt.Printf("the mix ran agentauthz with --memo-size=%d, not its default %d\n", cfg.mixMemoSize, authz.DefaultMemoSize)
+		}
 		fmt.Printf("ratio agentauthz/opa (mix): %.2f\n", mix.lowest)
 	}
 	return nil

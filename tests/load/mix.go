@@ -3,7 +3,8 @@ package main
 // The mixed workload ("a benchmark that cannot be fooled by the memo"):
 // many tokens on many agents, with varied owner roles, tool policies and
 // token capability lists, asked a spread of actions and tools with far more
-// distinct questions than the decision memo holds. Each size is seeded
+// distinct questions than the decision memo holds at its default size
+// (--mix-memo-size changes it, and the output says so). Each size is seeded
 // straight into a SQLite store (not through the API), then agentauthz, OPA's
 // server on our bundle (the very input agentauthz builds) and OPA's server
 // on a minimal hand-written three-ceiling policy (minimal/minimal.rego, the
@@ -38,14 +39,9 @@ import (
 //go:embed minimal/minimal.rego
 var minimalRego []byte
 
-// defaultCacheSize is credential.Options' default CacheSize, printed beside
-// the working set so the comparison is in the output (kept in step by hand).
-const (
-	defaultCacheSize = 10000
-	// serverCacheTTL is cmd/agentauthz's --cache-ttl default, which the
-	// mix runs with (kept in step by hand like the one above).
-	serverCacheTTL = 60 * time.Second
-)
+// serverCacheTTL is cmd/agentauthz's --cache-ttl default, which the mix
+// runs with (kept in step by hand: the binary's package cannot be imported).
+const serverCacheTTL = 60 * time.Second
 
 // unknownAction is asked too: the policy denies it (unknown_action).
 const unknownAction = "export_data"
@@ -750,7 +746,7 @@ func runMix(ctx context.Context, cfg config, ps *procs, opaBin, bundleDir string
 		seedTime := time.Since(t0)
 		// Sized as the README tells an operator: the token cache holds the
 		// working set (every token is in use here), the TTL is the default.
-		cacheSize := max(defaultCacheSize, n*5/4)
+		cacheSize := max(credential.DefaultCacheSize, n*5/4)
 		ours, err := ps.startAgentauthz(ctx, cfg, fmt.Sprintf("agentauthz-mix-%d", n), "sqlite:"+dbPath, fmt.Sprintf("--cache-size=%d", cacheSize), fmt.Sprintf("--memo-size=%d", cfg.mixMemoSize))
 		if err != nil {
 			return sum, nil, err
